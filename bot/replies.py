@@ -1,0 +1,44 @@
+"""What the bot answers to an inbound message, decided from plain facts (no HTTP, no database)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.keywords import Keyword
+
+
+@dataclass(frozen=True)
+class ReplyTexts:
+    help: str
+    opt_out: str
+    opt_in: str
+    welcome: str
+
+
+@dataclass(frozen=True)
+class InboundFacts:
+    keyword: Keyword | None
+    handled_by_provider: bool  # Twilio Advanced Opt-Out already answered the keyword
+    opted_out: bool  # the contact's consent on this channel after the keyword was applied
+    first_contact: bool
+
+
+def decide_reply(facts: InboundFacts, texts: ReplyTexts) -> str | None:
+    """The reply text, or None for no reply.
+
+    An opted-out contact gets nothing but the opt-out confirmation; a keyword the provider
+    already answered is not answered twice.
+    """
+    if facts.keyword is not None:
+        if facts.handled_by_provider:
+            return None
+        if facts.keyword is Keyword.OPT_OUT:
+            return texts.opt_out
+        if facts.opted_out:
+            return None
+        return texts.opt_in if facts.keyword is Keyword.OPT_IN else texts.help
+    if facts.opted_out:
+        return None
+    if facts.first_contact and texts.welcome:
+        return texts.welcome
+    return None

@@ -1,0 +1,99 @@
+"""The small interface every provider adapter implements, and the normalized events.
+
+Adapters know the provider's wire format and nothing of the database or business rules:
+``verify`` a webhook, ``parse`` it into an :class:`InboundEvent`, ``parse_status`` into a
+:class:`StatusUpdate`, and ``send`` an :class:`OutboundMessage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class PayloadError(ValueError):
+    """The webhook payload is malformed; the message says what is wrong (answered with 400)."""
+
+
+class SendError(Exception):
+    """A provider refused or failed a send.
+
+    ``retryable`` is true for rate limits, timeouts and server errors; false for permanent
+    errors such as an invalid number or an opted-out recipient.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What an adapter needs from an HTTP request, free of any web framework."""
+
+    url: str
+    form: Mapping[str, str]
+    headers: Mapping[str, str]
+    remote_addr: str | None = None
+
+
+@dataclass(frozen=True)
+class Media:
+    url: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    provider: str
+    channel: str
+    provider_message_id: str
+    sender: str  # raw sender address as the provider gave it, e.g. "whatsapp:+233..."
+    sender_phone: str  # the phone number part, not yet normalized
+    recipient: str
+    body: str
+    media: tuple[Media, ...] = ()
+    profile_name: str | None = None
+    provider_opt_out: str | None = None  # STOP/START/HELP when the provider handled the keyword
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    provider: str
+    provider_message_id: str
+    status: str
+    error_code: str | None = None
+    error_message: str | None = None
+    interaction_id: int | None = None  # from our own callback URL, when we set one
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    channel: str
+    to: str  # E.164
+    body: str
+    status_callback: str | None = None
+    media_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider: str
+    provider_message_id: str
+    status: str
+    sender: str | None = None
+
+
+class ChannelAdapter(Protocol):
+    name: str
+
+    def verify(self, request: WebhookRequest) -> bool: ...
+
+    def parse(self, request: WebhookRequest) -> InboundEvent: ...
+
+    def parse_status(self, request: WebhookRequest) -> StatusUpdate: ...
+
+    def send(self, message: OutboundMessage) -> SendResult: ...

@@ -1,0 +1,34 @@
+"""The JSON API under /api/v1, authenticated with bearer tokens and authorized by role."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from crm.consent import OptedOut
+from crm.contacts import ContactNotFound, MergeError
+from crm.messaging import SendRefused
+from crm.phones import InvalidPhoneNumber
+from crm.timeline import InvalidCursor
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+_ERRORS: list[tuple[type[Exception], int]] = [
+    (ContactNotFound, 404),
+    (InvalidPhoneNumber, 422),
+    (SendRefused, 422),
+    (OptedOut, 409),
+    (MergeError, 409),
+    (InvalidCursor, 400),
+]
+
+
+def _register_error(exc_type: type[Exception], status: int) -> None:
+    @api.errorhandler(exc_type)
+    def handler(exc: Exception):  # type: ignore[no-untyped-def]
+        return jsonify(error=exc_type.__name__, message=str(exc)), status
+
+
+for _exc_type, _status in _ERRORS:
+    _register_error(_exc_type, _status)
+
+from crm.api import contacts, messages  # noqa: E402,F401  (routes register on import)

@@ -1,0 +1,41 @@
+"""Messages API: send a message to a contact on a channel."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from crm.api import api
+from crm.api.auth import api_view, json_body
+from crm.api.serializers import interaction_json
+from crm.messaging import SendRefused, queue_message
+
+
+@api.post("/messages")
+@api_view()
+def send_message(*, session: Session):  # type: ignore[no-untyped-def]
+    runtime = current_app.extensions["crm"]
+    body = json_body()
+    contact_id = body.get("contact_id")
+    if not isinstance(contact_id, int) or isinstance(contact_id, bool):
+        raise SendRefused("contact_id (integer) is required")
+    channel = body.get("channel", "sms")
+    text = body.get("body")
+    to = body.get("to")
+    if (
+        not isinstance(channel, str)
+        or not isinstance(text, str)
+        or not (to is None or isinstance(to, str))
+    ):
+        raise SendRefused("channel, body and to must be strings")
+    interaction = queue_message(
+        session=session,
+        contact_id=contact_id,
+        channel=channel,
+        body=text,
+        to=to,
+        provider=runtime.adapters["twilio"].name,
+        default_region=runtime.settings.default_region,
+        author_id=g.user.id,
+    )
+    return interaction_json(interaction), 202

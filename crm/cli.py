@@ -1,0 +1,273 @@
+"""The `crm` console command: Flask's CLI group around the app factory, plus our commands."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import FlaskGroup
+from werkzeug.serving import run_simple
+
+from crm.app import create_app
+from crm.migrate import upgrade
+from crm.runtime import build_runtime
+from crm.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(_settings()), add_default_commands=False)
+def cli() -> None:
+    """Conversational CRM on messaging channels."""
+
+
+def main() -> None:
+    cli(prog_name="crm")
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+@cli.command("run", with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000"
+)
+@click.option("--worker/--no-worker", default=True, help="Start one RQ worker alongside.")
+@click.option("--demo/--no-demo", default=True, help="Seed demo data into an empty database.")
+def run_command(host: str, port: int, worker: bool, demo: bool) -> None:
+    """Development: migrate, seed demo data, serve the web app and run a worker."""
+    from crm.demo import seed
+    from crm.redis_conn import embedded_url
+
+    settings = _settings()
+    if not settings.redis_url:
+        url = embedded_url(settings.instance_path)
+        os.environ["REDIS_URL"] = url  # the worker process joins the same embedded server
+        settings = settings.with_overrides(redis_url=url)
+        click.echo(f"Embedded Redis: {url}")
+    if settings.database_url.startswith("sqlite"):
+        settings.instance_path.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    runtime = build_runtime(settings)
+    if demo:
+        with runtime.session() as session:
+            creds = seed(
+                session=session, default_region=settings.default_region, texts=runtime.reply_texts
+            )
+        if creds:
+            path = settings.instance_path / "demo-credentials.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                f"email={creds.email}\npassword={creds.password}\ntoken={creds.token}\n"
+            )
+            path.chmod(0o600)
+            click.echo(f"Demo data seeded. Sign-in and API token saved to {path} (shown once):")
+            click.echo(
+                f"  admin: {creds.email}\n  password: {creds.password}\n  token: {creds.token}"
+            )
+    if not settings.twilio_configured:
+        click.echo(
+            "No Twilio credentials: outbound messages are recorded by the sandbox adapter; "
+            "webhooks verify with the development auth token."
+        )
+    child = None
+    if worker:
+        child = subprocess.Popen([sys.executable, "-m", "crm.cli", "worker"], env=os.environ.copy())
+    click.echo(f"Web: http://{host}:{port}  (API under /api/v1, health at /healthz)")
+    try:
+        run_simple(host, port, create_app(runtime=runtime), threaded=True)
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=15)
+
+
+@cli.command("worker", with_appcontext=False)
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--queue", "queues", multiple=True, help="Queue to listen on (repeatable).")
+def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
+    """Run an RQ worker on the app's queues, with the outbox sweeper."""
+    from workers.worker import run_worker
+
+    run_worker(build_runtime(_settings()), queues=list(queues) or None, burst=burst)
+
+
+# -- database --------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database migrations."""
+
+
+@db_group.command("upgrade", with_appcontext=False)
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    settings = _settings()
+    if settings.database_url.startswith("sqlite"):
+        settings.instance_path.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url, revision)
+    click.echo("Database is up to date.")
+
+
+# -- users and tokens ----------------------------------------------------------------------
+
+
+@cli.group("users")
+def users_group() -> None:
+    """People who use the CRM."""
+
+
+@users_group.command("create", with_appcontext=False)
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["rep", "marketer", "admin"]), required=True)
+@click.option("--name", default="")
+@click.option("--phone", default=None, help="The user's own phone, for notifications.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(email: str, role: str, name: str, phone: str | None, password_stdin: bool) -> None:
+    """Create a user (the password is prompted for, never passed as an argument)."""
+    from crm.users import UserError, create_user
+
+    password = (
+        sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("Password: ")
+    )
+    runtime = build_runtime(_settings())
+    try:
+        with runtime.session() as session:
+            user = create_user(
+                session=session, email=email, role=role, password=password, name=name, phone=phone
+            )
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@cli.group("tokens")
+def tokens_group() -> None:
+    """API tokens."""
+
+
+@tokens_group.command("create", with_appcontext=False)
+@click.option("--email", required=True, help="The user the token acts as.")
+@click.option("--name", default="api", show_default=True)
+def tokens_create(email: str, name: str) -> None:
+    """Create an API token; it is printed once and only its hash is stored."""
+    from sqlalchemy import select
+
+    from crm.models import User
+    from crm.users import create_token
+
+    runtime = build_runtime(_settings())
+    with runtime.session() as session:
+        user = session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise click.ClickException(f"no user with email {email}")
+        issued = create_token(session=session, user=user, name=name)
+    click.echo(issued.token)
+
+
+# -- contacts ----------------------------------------------------------------------------------
+
+
+@cli.group("contacts")
+def contacts_group() -> None:
+    """Contacts."""
+
+
+@contacts_group.command("import", with_appcontext=False)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write rejected rows and reasons to this CSV.",
+)
+@click.option("--batch-size", default=1000, show_default=True)
+def contacts_import(file: Path, rejects: Path | None, batch_size: int) -> None:
+    """Import contacts from a CSV (name, phone, email, tags, more columns become attributes)."""
+    from itertools import islice
+
+    from tqdm import tqdm
+
+    from crm.importer import (
+        ImportReport,
+        RowError,
+        count_rows,
+        import_rows,
+        read_rows,
+        write_rejects,
+    )
+
+    settings = _settings()
+    runtime = build_runtime(settings)
+    total = ImportReport()
+    with file.open(newline="", encoding="utf-8-sig") as stream:
+        try:
+            rows = read_rows(stream)
+            with tqdm(total=count_rows(file), unit="row", desc="Importing") as bar:
+                while batch := list(islice(rows, batch_size)):
+                    with runtime.session() as session:
+                        report = import_rows(
+                            session=session, rows=batch, default_region=settings.default_region
+                        )
+                    total.created += report.created
+                    total.updated += report.updated
+                    total.rejected += report.rejected
+                    bar.update(len(batch))
+        except RowError as exc:
+            raise click.ClickException(str(exc)) from None
+        except UnicodeDecodeError:
+            raise click.ClickException("the file is not UTF-8 text") from None
+    click.echo(
+        f"Created {total.created}, merged into existing {total.updated}, "
+        f"rejected {len(total.rejected)}."
+    )
+    for rejected in total.rejected[:20]:
+        click.echo(f"  line {rejected.line}: {rejected.reason}")
+    if len(total.rejected) > 20:
+        click.echo(f"  ... and {len(total.rejected) - 20} more")
+    if rejects is not None and total.rejected:
+        write_rejects(total, rejects)
+        click.echo(f"Rejected rows written to {rejects}.")
+
+
+# -- outbox ------------------------------------------------------------------------------------
+
+
+@cli.group("outbox")
+def outbox_group() -> None:
+    """The transactional outbox."""
+
+
+@outbox_group.command("sweep", with_appcontext=False)
+@click.option(
+    "--grace", default=None, type=int, help="Seconds a row must be old (default: setting)."
+)
+def outbox_sweep(grace: int | None) -> None:
+    """Enqueue outbox jobs that Redis missed (the worker does this every few seconds)."""
+    from crm import outbox
+
+    settings = _settings()
+    runtime = build_runtime(settings)
+    with runtime.session() as session:
+        count = outbox.sweep(
+            session=session,
+            connection=runtime.redis,
+            grace_seconds=settings.outbox_grace_seconds if grace is None else grace,
+        )
+    click.echo(json.dumps({"enqueued": count}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""All models, imported here so metadata is complete for Alembic and create_all."""
+
+from crm.models.base import Base
+from crm.models.contacts import (
+    ChannelConsent,
+    ConsentStatus,
+    Contact,
+    ContactTag,
+    Identity,
+    LifecycleStage,
+)
+from crm.models.interactions import Channel, Direction, Interaction
+from crm.models.outbox import OutboxJob
+from crm.models.users import ApiToken, Role, User
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Channel",
+    "ChannelConsent",
+    "ConsentStatus",
+    "Contact",
+    "ContactTag",
+    "Direction",
+    "Identity",
+    "Interaction",
+    "LifecycleStage",
+    "OutboxJob",
+    "Role",
+    "User",
+]

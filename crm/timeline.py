@@ -1,0 +1,163 @@
+"""The contact timeline: storing interactions once, reading them newest first."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, case, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crm.models import Direction, Interaction
+from crm.models.base import utcnow
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def add_entry(
+    *,
+    session: Session,
+    contact_id: int,
+    channel: str,
+    direction: Direction | str,
+    body: str,
+    meta: dict[str, Any] | None = None,
+    provider: str | None = None,
+    provider_message_id: str | None = None,
+    delivery_status: str | None = None,
+    address: str | None = None,
+    author_id: int | None = None,
+) -> Interaction:
+    """Add an interaction we produced ourselves (a note, a system event, an outbound message)."""
+    interaction = Interaction(
+        contact_id=contact_id,
+        channel=str(channel),
+        direction=str(direction),
+        body=body,
+        meta=meta or {},
+        provider=provider,
+        provider_message_id=provider_message_id,
+        delivery_status=delivery_status,
+        address=address,
+        author_id=author_id,
+        created_at=utcnow(),
+    )
+    session.add(interaction)
+    session.flush()
+    return interaction
+
+
+def insert_once(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert an interaction unless (provider, provider_message_id) is already stored.
+
+    Returns the new id, or None for a duplicate. ``ON CONFLICT DO NOTHING`` makes this safe
+    under concurrent deliveries of the same provider message: exactly one insert wins.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Interaction)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
+        .returning(Interaction.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def _status_rank(column: Any, ranks: dict[str, int]) -> Any:
+    return case(ranks, value=column, else_=-1)
+
+
+def advance_status(
+    *,
+    session: Session,
+    ranks: dict[str, int],
+    status: str,
+    error_code: str | None,
+    provider: str,
+    provider_message_id: str,
+    interaction_id: int | None = None,
+) -> Interaction | None:
+    """Move a message's delivery status forward, never back, in one atomic UPDATE.
+
+    The message is found by our own id when the callback URL carried it (a callback can beat
+    the commit of the provider's message id), else by (provider, provider message id).
+    Returns the interaction if its status changed.
+    """
+    if interaction_id is not None:
+        target = Interaction.id == interaction_id
+    else:
+        target = and_(
+            Interaction.provider == provider,
+            Interaction.provider_message_id == provider_message_id,
+        )
+    changes: dict[str, Any] = {"delivery_status": status}
+    if error_code:
+        changes["error_code"] = error_code
+    if interaction_id is not None:
+        changes["provider_message_id"] = case(
+            (Interaction.provider_message_id.is_(None), provider_message_id),
+            else_=Interaction.provider_message_id,
+        )
+    result = session.execute(
+        update(Interaction)
+        .where(target, _status_rank(Interaction.delivery_status, ranks) < ranks[status])
+        .values(**changes)
+        .returning(Interaction.id)
+    )
+    changed_id = result.scalar_one_or_none()
+    return session.get(Interaction, changed_id) if changed_id is not None else None
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    items: list[Interaction]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, interaction_id: int) -> str:
+    raw = json.dumps([created_at.isoformat(), interaction_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, interaction_id = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(created), int(interaction_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("cursor is not valid") from exc
+
+
+def timeline_query(contact_id: int) -> Select[tuple[Interaction]]:
+    return (
+        select(Interaction)
+        .where(Interaction.contact_id == contact_id)
+        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+    )
+
+
+def read_timeline(
+    *, session: Session, contact_id: int, limit: int = 50, cursor: str | None = None
+) -> TimelinePage:
+    """Newest first, keyset-paginated on (created_at, id): stable while new rows arrive."""
+    query = timeline_query(contact_id)
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Interaction.created_at < created_at,
+                and_(Interaction.created_at == created_at, Interaction.id < last_id),
+            )
+        )
+    rows = list(session.scalars(query.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return TimelinePage(items=rows, next_cursor=next_cursor)

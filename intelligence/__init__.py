@@ -1,0 +1,1 @@
+"""Sentiment and intent signals for inbound text (the model arrives with the intelligence issue)."""

@@ -1,0 +1,34 @@
+"""The runtime a worker process uses, rebuilt after fork.
+
+RQ's default worker forks a work horse per job; database connections inherited from the parent
+must not be shared with it, so the engine's pool is reset in the child (SQLAlchemy's documented
+``dispose(close=False)`` for forked processes).
+"""
+
+from __future__ import annotations
+
+import os
+
+from crm.runtime import Runtime, build_runtime
+from crm.settings import Settings
+
+_runtime: Runtime | None = None
+_pid: int | None = None
+
+
+def use(runtime: Runtime) -> None:
+    """Install the runtime jobs run with (the worker command and the tests call this)."""
+    global _runtime, _pid
+    _runtime, _pid = runtime, os.getpid()
+
+
+def runtime() -> Runtime:
+    global _pid
+    if _runtime is None:
+        use(build_runtime(Settings.from_env()))
+    assert _runtime is not None
+    if _pid != os.getpid():
+        _runtime.engine.dispose(close=False)
+        _runtime.redis.connection_pool.reset()
+        _pid = os.getpid()
+    return _runtime
