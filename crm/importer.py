@@ -77,6 +77,10 @@ def _import_row(session: Session, row: dict[str, str], default_region: str) -> b
     email = row.get("email", "").lower()
     if email and not _EMAIL.match(email):
         raise RowError(f"invalid email {email!r}")
+    # PostgreSQL refuses over-long values (and would abort the whole batch); SQLite would keep them.
+    for column, limit in (("name", Contact.name.type.length), ("email", Contact.email.type.length)):
+        if limit is not None and len(row.get(column, "")) > limit:
+            raise RowError(f"{column} is longer than {limit} characters")
 
     owners = {c.id: c for n in numbers if (c := find_by_phone(session, n)) is not None}
     if len(owners) > 1:
@@ -128,11 +132,13 @@ def import_rows(
 
 
 def write_rejects(report: ImportReport, path: Path) -> None:
-    columns: list[str] = ["line", "reason"]
+    columns: list[str] = ["reject_line", "reject_reason"]
     for rejected in report.rejected:
         columns += [c for c in rejected.row if c not in columns]
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=columns)
         writer.writeheader()
         for rejected in report.rejected:
-            writer.writerow({"line": rejected.line, "reason": rejected.reason, **rejected.row})
+            writer.writerow(
+                {**rejected.row, "reject_line": rejected.line, "reject_reason": rejected.reason}
+            )

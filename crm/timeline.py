@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from crm.models import Direction, Interaction
 from crm.models.base import utcnow
 
+MAX_ID = 2**63 - 1  # BIGINT; larger ids cannot come from us
+
 
 class InvalidCursor(ValueError):
     pass
@@ -130,9 +132,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, interaction_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created), int(interaction_id)
+        created_at, last_id = datetime.fromisoformat(created), int(interaction_id)
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("cursor is not valid") from exc
+    if created_at.tzinfo is None or not 0 < last_id <= MAX_ID:
+        raise InvalidCursor("cursor is not valid")
+    return created_at, last_id
 
 
 def timeline_query(contact_id: int) -> Select[tuple[Interaction]]:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm.models.base import Base, JSONType, UTCDateTime, utcnow
+from crm.models.base import Base, BigID, JSONType, UTCDateTime, utcnow
 
 
 class Channel(enum.StrEnum):
@@ -36,7 +36,7 @@ class Interaction(Base):
         Index("ix_interactions_timeline", "contact_id", "created_at", "id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(20))
     direction: Mapped[str] = mapped_column(String(10))

@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm.models.base import Base, JSONType, UTCDateTime, utcnow
+from crm.models.base import Base, BigID, JSONType, UTCDateTime, utcnow
 
 
 class OutboxJob(Base):
     __tablename__ = "outbox_jobs"
     __table_args__ = (Index("ix_outbox_jobs_pending", "done_at", "created_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
     job: Mapped[str] = mapped_column(String(60))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -19,7 +19,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table('outbox_jobs',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('job', sa.String(length=60), nullable=False),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -113,7 +113,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_identities_contact_id'), ['contact_id'], unique=False)
 
     op.create_table('interactions',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('contact_id', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=20), nullable=False),
     sa.Column('direction', sa.String(length=10), nullable=False),

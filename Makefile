@@ -1,0 +1,39 @@
+# The two commands a new developer needs are `make run` and `make test`; both create and use
+# the virtualenv in .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run worker test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## web + worker + embedded Redis + SQLite, with demo data
+	$(BIN)/crm run
+
+worker: $(STAMP)
+	$(BIN)/crm worker
+
+test: $(STAMP)  ## SQLite + embedded Redis, or DATABASE_URL / REDIS_URL when set
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## needs PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see bench/)
+	$(BIN)/python bench/webhooks.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info
