@@ -18,7 +18,10 @@ def make_engine(database_url: str, **kwargs: object) -> Engine:
         engine = create_engine(database_url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_engine(database_url, pool_pre_ping=True, **kwargs)
+    # No pre-ping: it costs a round trip per checkout. A connection that went stale (database
+    # restart) fails one request, the pool is invalidated, and providers retry webhooks.
+    kwargs.setdefault("pool_recycle", 1800)
+    return create_engine(database_url, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -1,15 +1,19 @@
-"""Transactional outbox: write the job with the data, enqueue after commit, sweep what Redis missed.
+"""Transactional outbox: write the job with the data, relay it to RQ after commit, sweep the rest.
 
-The web request writes an :class:`OutboxJob` row in the same transaction as the interaction it
-is about, commits, then enqueues the RQ job (job id ``outbox-<id>``). If Redis is down the
-enqueue fails quietly and the sweeper, run by every worker, enqueues the row later. Jobs mark
-their row done, so a row is re-enqueued only when its job is gone (lost, failed, never sent).
+1. The web request writes an :class:`OutboxJob` row in the same transaction as the interaction it
+   is about (one INSERT), commits, then *announces* the row id on a Redis list (one LPUSH).
+2. The relay, a thread in every worker process, blocks on that list and enqueues the announced
+   rows as RQ jobs (job id ``outbox-<id>``) in one pipeline per batch.
+3. The sweeper, also in every worker, enqueues rows still pending after a grace period whose job
+   is not in Redis: Redis was down at announce time, lost its data, or a relay died mid-batch.
+4. Jobs mark their row done.
+
+Building the RQ job happens in the worker, not the request: an RQ enqueue costs several times a
+plain LPUSH, and the webhook's only job is to store and answer. Nothing accepted is lost: the
+row is committed before anything touches Redis.
 """
 
-from __future__ import annotations
-
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,7 +22,7 @@ import redis
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from crm.models import OutboxJob
@@ -54,50 +58,107 @@ _PENDING = "outbox_pending"
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
-def add(session: Session, job: str, **payload: Any) -> OutboxJob:
+_INSERT = insert(OutboxJob.__table__).returning(OutboxJob.__table__.c.id)
+READY_KEY = "crm:outbox:ready"
+
+
+def add(session: Session, job: str, **payload: Any) -> int:
+    """Write an outbox row in the session's transaction (one Core INSERT: a hot path)."""
     if job not in JOBS:
         raise ValueError(f"unknown outbox job {job!r}")
-    row = OutboxJob(job=job, payload=payload, created_at=utcnow())
-    session.add(row)
-    session.flush()
-    session.info.setdefault(_PENDING, []).append(row)
-    return row
+    row_id: int = (
+        session.connection()
+        .execute(_INSERT, {"job": job, "payload": payload, "created_at": utcnow(), "attempts": 0})
+        .scalar_one()
+    )
+    register(session, row_id)
+    return row_id
 
 
-def take_pending(session: Session) -> list[OutboxJob]:
-    """The rows added in this session, for dispatch after its commit."""
+def register(session: Session, row_id: int) -> None:
+    """Remember a row written in this session, to announce once it has committed."""
+    session.info.setdefault(_PENDING, []).append(row_id)
+
+
+def take_pending(session: Session) -> list[int]:
+    """The ids of rows added in this session, to announce after its commit."""
     return session.info.pop(_PENDING, [])
+
+
+def announce(connection: redis.Redis, ids: list[int]) -> bool:
+    """Tell the relay that these committed rows are ready. Redis errors are logged, never
+    raised: the rows are safe in the database and the sweeper will pick them up."""
+    if not ids:
+        return True
+    try:
+        connection.lpush(READY_KEY, *ids)
+    except redis.RedisError as exc:
+        log.warning("outbox %s not announced (%s); the sweeper will enqueue it", ids, exc)
+        return False
+    return True
+
+
+def take_announced(connection: redis.Redis, *, block_seconds: float, limit: int = 500) -> list[int]:
+    """Pop up to ``limit`` announced ids, waiting up to ``block_seconds`` for the first."""
+    if block_seconds > 0:
+        first = connection.brpop([READY_KEY], timeout=block_seconds)
+        if first is None:
+            return []
+        ids = [int(first[1])]
+    else:
+        ids = []
+    more = connection.rpop(READY_KEY, limit - len(ids)) or []
+    return ids + [int(i) for i in more]
 
 
 def job_id(outbox_id: int) -> str:
     return f"outbox-{outbox_id}"
 
 
-def _enqueue(connection: redis.Redis, row: OutboxJob) -> None:
-    spec = JOBS[row.job]
-    Queue(spec.queue, connection=connection).enqueue(
-        spec.func,
-        kwargs={"outbox_id": row.id, **row.payload},
-        job_id=job_id(row.id),
-        job_timeout=spec.timeout,
-        retry=spec.retry,
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-    )
-
-
-def dispatch(connection: redis.Redis, rows: Iterable[OutboxJob]) -> int:
-    """Enqueue committed outbox rows now. Redis errors are logged, never raised: the row is
-    already safe in the database and the sweeper will pick it up."""
-    enqueued = 0
+def _enqueue_rows(connection: redis.Redis, rows: list[OutboxJob]) -> None:
+    """Enqueue rows as RQ jobs, grouped per queue, in one Redis pipeline."""
+    by_queue: dict[str, list[Any]] = {}
     for row in rows:
-        try:
-            _enqueue(connection, row)
-            enqueued += 1
-        except redis.RedisError as exc:
-            log.warning("outbox %s not enqueued (%s); the sweeper will retry", row.id, exc)
-            break
-    return enqueued
+        spec = JOBS[row.job]
+        by_queue.setdefault(spec.queue, []).append(
+            Queue.prepare_data(
+                spec.func,
+                kwargs={"outbox_id": row.id, **row.payload},
+                job_id=job_id(row.id),
+                timeout=spec.timeout,
+                retry=spec.retry,
+                result_ttl=3600,
+                failure_ttl=7 * 24 * 3600,
+            )
+        )
+    with connection.pipeline() as pipe:
+        for queue_name, datas in by_queue.items():
+            Queue(queue_name, connection=connection).enqueue_many(datas, pipeline=pipe)
+        pipe.execute()
+    now = utcnow()
+    for row in rows:
+        row.enqueued_at = now
+        row.attempts += 1
+
+
+def _lockable(session: Session, query: Any) -> Any:
+    """SKIP LOCKED on PostgreSQL so concurrent relays and sweepers split the work."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def relay(*, session: Session, connection: redis.Redis, ids: list[int]) -> int:
+    """Enqueue announced rows that are still waiting. Returns how many were enqueued."""
+    if not ids:
+        return 0
+    query = select(OutboxJob).where(
+        OutboxJob.id.in_(ids), OutboxJob.done_at.is_(None), OutboxJob.enqueued_at.is_(None)
+    )
+    rows = list(session.scalars(_lockable(session, query)))
+    if rows:
+        _enqueue_rows(connection, rows)
+    return len(rows)
 
 
 def _job_is_active(connection: redis.Redis, outbox_id: int) -> bool:
@@ -113,7 +174,6 @@ def sweep(
 ) -> int:
     """Enqueue pending rows older than the grace period whose job is not in Redis.
 
-    Rows are locked with SKIP LOCKED on PostgreSQL so concurrent sweepers split the work.
     Returns how many rows were enqueued. Raises redis errors (the caller retries later).
     """
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
@@ -127,17 +187,14 @@ def sweep(
         .order_by(OutboxJob.created_at)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    enqueued = 0
-    for row in session.scalars(query):
-        if _job_is_active(connection, row.id):
-            continue
-        _enqueue(connection, row)
-        row.enqueued_at = utcnow()
-        row.attempts += 1
-        enqueued += 1
-    return enqueued
+    rows = [
+        row
+        for row in session.scalars(_lockable(session, query))
+        if not _job_is_active(connection, row.id)
+    ]
+    if rows:
+        _enqueue_rows(connection, rows)
+    return len(rows)
 
 
 def mark_done(session: Session, outbox_id: int) -> None:

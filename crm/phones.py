@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 
@@ -9,10 +11,12 @@ class InvalidPhoneNumber(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=65536)
 def to_e164(raw: str, default_region: str) -> str:
     """Normalize ``raw`` to E.164, reading numbers without a country code in ``default_region``.
 
-    Raises :class:`InvalidPhoneNumber` with a message fit for an API error.
+    Raises :class:`InvalidPhoneNumber` with a message fit for an API error. Cached: the same
+    customers write again and again, and parsing is the costliest step of a webhook.
     """
     text = (raw or "").strip()
     if not text:

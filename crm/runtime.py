@@ -33,11 +33,11 @@ class Runtime:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction; outbox jobs written in it are enqueued once it has committed."""
+        """One transaction; outbox rows written in it are announced once it has committed."""
         with session_scope(self.sessions) as session:
             yield session
             pending = outbox.take_pending(session)
-        outbox.dispatch(self.redis, pending)
+        outbox.announce(self.redis, pending)
 
     def status_callback_url(self, adapter: str, interaction_id: int) -> str | None:
         base = self.settings.public_base_url

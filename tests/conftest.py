@@ -35,6 +35,7 @@ from crm.settings import Settings
 from crm.users import create_token, create_user
 from tests.fakes.twilio_api import FakeTwilio
 from workers.context import use
+from workers.worker import relay_once
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ACCOUNT_SID = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -174,7 +175,9 @@ def webhooks(client: FlaskClient) -> Webhooks:
 
 
 def run_jobs(rt: Runtime) -> None:
-    """Run every queued job for real, in-process, with an RQ burst worker."""
+    """Relay announced outbox rows, then run every queued job for real, in-process, with an
+    RQ burst worker."""
+    relay_once(rt)
     use(rt)
     SimpleWorker(outbox.QUEUES, connection=rt.redis).work(burst=True)
 

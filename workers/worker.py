@@ -1,9 +1,10 @@
-"""The worker process: an RQ worker on the app's queues, plus the outbox sweeper."""
+"""The worker process: an RQ worker on the app's queues, plus the outbox relay and sweeper."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from rq import Worker
 
@@ -14,19 +15,38 @@ from workers.context import use
 log = logging.getLogger(__name__)
 
 
-def _sweep_forever(runtime: Runtime, interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
+def relay_once(runtime: Runtime, *, block_seconds: float = 0) -> int:
+    """Enqueue the outbox rows announced since the last call (waiting up to block_seconds)."""
+    ids = outbox.take_announced(runtime.redis, block_seconds=block_seconds)
+    if not ids:
+        return 0
+    with runtime.session() as session:
+        return outbox.relay(session=session, connection=runtime.redis, ids=ids)
+
+
+def sweep_once(runtime: Runtime) -> int:
+    with runtime.session() as session:
+        return outbox.sweep(
+            session=session,
+            connection=runtime.redis,
+            grace_seconds=runtime.settings.outbox_grace_seconds,
+        )
+
+
+def _loop(name: str, step: Callable[[], object], stop: threading.Event, pause: float) -> None:
+    """Run ``step`` until stopped, through Redis and database outages."""
+    while not stop.is_set():
         try:
-            with runtime.session() as session:
-                count = outbox.sweep(
-                    session=session,
-                    connection=runtime.redis,
-                    grace_seconds=runtime.settings.outbox_grace_seconds,
-                )
-            if count:
-                log.info("outbox sweeper enqueued %d job(s) that Redis had missed", count)
-        except Exception:  # keep sweeping through Redis or database outages
-            log.warning("outbox sweep failed; will retry", exc_info=True)
+            step()
+        except Exception:
+            log.warning("outbox %s failed; retrying in %.0f s", name, pause, exc_info=True)
+            stop.wait(pause)
+
+
+def _start(name: str, step: Callable[[], object], stop: threading.Event, pause: float) -> None:
+    threading.Thread(
+        target=_loop, args=(name, step, stop, pause), daemon=True, name=f"outbox-{name}"
+    ).start()
 
 
 def run_worker(
@@ -38,13 +58,17 @@ def run_worker(
 ) -> bool:
     use(runtime)
     stop = threading.Event()
-    if not burst:
-        threading.Thread(
-            target=_sweep_forever,
-            args=(runtime, sweep_interval, stop),
-            daemon=True,
-            name="outbox-sweeper",
-        ).start()
+    if burst:
+        relay_once(runtime)
+        sweep_once(runtime)
+    else:
+        _start("relay", lambda: relay_once(runtime, block_seconds=1), stop, pause=2.0)
+        _start(
+            "sweeper",
+            lambda: (sweep_once(runtime), stop.wait(sweep_interval)),
+            stop,
+            pause=sweep_interval,
+        )
     worker = Worker(queues or outbox.QUEUES, connection=runtime.redis)
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")

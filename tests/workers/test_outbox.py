@@ -17,6 +17,7 @@ from crm.app import create_app
 from crm.models import Interaction, OutboxJob
 from crm.runtime import Runtime, build_runtime
 from tests.conftest import Webhooks, run_jobs
+from workers.worker import relay_once
 
 
 class RedisProcess:
@@ -109,16 +110,31 @@ def test_redis_down_during_webhook_loses_nothing(flaky_runtime: Runtime, flaky_r
     assert pending_rows(flaky_runtime) == []
 
 
-def test_sweeper_leaves_jobs_that_are_still_queued(webhooks: Webhooks, runtime: Runtime):
+def test_webhook_announces_and_the_relay_enqueues_once(webhooks: Webhooks, runtime: Runtime):
     webhooks.message()
-    assert len(pending_rows(runtime)) == 1
-    assert Queue("enrichment", connection=runtime.redis).count == 1
+    [row] = pending_rows(runtime)
+    assert runtime.redis.lrange(outbox.READY_KEY, 0, -1) == [str(row.id).encode()]
+
+    assert relay_once(runtime) == 1
+    assert Queue("enrichment", connection=runtime.redis).job_ids == [outbox.job_id(row.id)]
+    assert relay_once(runtime) == 0  # nothing announced twice
+
+    # the sweeper leaves a job that is still queued alone
     with runtime.session() as session:
         assert outbox.sweep(session=session, connection=runtime.redis, grace_seconds=0) == 0
     assert Queue("enrichment", connection=runtime.redis).count == 1
     run_jobs(runtime)
     assert enriched(runtime) == [True]
     assert pending_rows(runtime) == []
+
+
+def test_relay_skips_rows_already_done(webhooks: Webhooks, runtime: Runtime):
+    webhooks.message()
+    [row] = pending_rows(runtime)
+    with runtime.session() as session:
+        outbox.mark_done(session, row.id)
+    assert relay_once(runtime) == 0
+    assert Queue("enrichment", connection=runtime.redis).count == 0
 
 
 def test_sweeper_re_enqueues_a_job_that_vanished(webhooks: Webhooks, runtime: Runtime):

@@ -1,0 +1,142 @@
+"""Store an inbound message and its enrichment job in as few round trips as the database allows.
+
+This is the webhook's hot path, so it runs as Core statements on the session's connection, not
+through the ORM unit of work. On PostgreSQL one statement (data-modifying CTEs) finds the sender,
+inserts the interaction once and writes the outbox row; SQLite, which has no data-modifying
+CTEs, runs the same three steps as three statements. Both are covered by the test suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+
+from crm import outbox
+from crm.contacts import PHONE
+from crm.models import ChannelConsent, Contact, Identity
+from crm.models.base import UTCDateTime
+from crm.timeline import insert_once
+
+ENRICH = "enrich"
+
+
+@dataclass(frozen=True)
+class Stored:
+    contact_id: int
+    name: str | None  # the contact's name before this message
+    consent: str | None  # the contact's consent on the message's channel before this message
+    interaction_id: int | None  # None: a duplicate delivery, nothing stored
+
+
+@dataclass(frozen=True)
+class Message:
+    channel: str
+    body: str
+    provider: str
+    provider_message_id: str
+    address: str
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+# The contact owning the number, its name, and its consent on the channel.
+_LOOKUP = (
+    select(Identity.contact_id, Contact.name, ChannelConsent.status)
+    .join(Contact, Contact.id == Identity.contact_id)
+    .outerjoin(
+        ChannelConsent,
+        and_(
+            ChannelConsent.contact_id == Identity.contact_id,
+            ChannelConsent.channel == bindparam("channel"),
+        ),
+    )
+    .where(Identity.kind == PHONE, Identity.value == bindparam("phone"))
+)
+
+_POSTGRES_STORE = text(
+    """
+    WITH sender AS (
+        SELECT i.contact_id, c.name, cc.status
+        FROM identities AS i
+        JOIN contacts AS c ON c.id = i.contact_id
+        LEFT JOIN channel_consents AS cc
+            ON cc.contact_id = i.contact_id AND cc.channel = :channel
+        WHERE i.kind = :kind AND i.value = :phone
+    ), stored AS (
+        INSERT INTO interactions (contact_id, channel, direction, body, provider,
+                                  provider_message_id, address, delivery_status, metadata,
+                                  created_at)
+        SELECT contact_id, :channel, 'inbound', :body, :provider, :provider_message_id,
+               :address, 'received', :metadata, :created_at
+        FROM sender
+        ON CONFLICT (provider, provider_message_id) DO NOTHING
+        RETURNING id
+    ), queued AS (
+        INSERT INTO outbox_jobs (job, payload, created_at, attempts)
+        SELECT :job, jsonb_build_object('interaction_id', stored.id), :created_at, 0
+        FROM stored
+        RETURNING id
+    )
+    SELECT sender.contact_id, sender.name, sender.status,
+           stored.id AS interaction_id, queued.id AS outbox_id
+    FROM sender LEFT JOIN stored ON TRUE LEFT JOIN queued ON TRUE
+    """
+).bindparams(
+    bindparam("metadata", type_=JSONB()),
+    bindparam("created_at", type_=UTCDateTime()),
+)
+
+
+def store_inbound(*, session: Session, phone: str, message: Message) -> Stored | None:
+    """Store ``message`` from the contact owning ``phone`` (E.164), once, with its enrichment
+    job in the outbox. Returns None when no contact owns the number (create it, then call
+    again)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(
+            _POSTGRES_STORE,
+            {
+                "kind": PHONE,
+                "phone": phone,
+                "channel": message.channel,
+                "body": message.body,
+                "provider": message.provider,
+                "provider_message_id": message.provider_message_id,
+                "address": message.address,
+                "metadata": message.metadata,
+                "created_at": message.created_at,
+                "job": ENRICH,
+            },
+        ).first()
+        if row is None:
+            return None
+        if row.outbox_id is not None:
+            outbox.register(session, row.outbox_id)
+        return Stored(row.contact_id, row.name, row.status, row.interaction_id)
+
+    sender = connection.execute(_LOOKUP, {"phone": phone, "channel": message.channel}).first()
+    if sender is None:
+        return None
+    interaction_id = insert_once(
+        session,
+        {
+            "contact_id": sender.contact_id,
+            "channel": message.channel,
+            "direction": "inbound",
+            "body": message.body,
+            "provider": message.provider,
+            "provider_message_id": message.provider_message_id,
+            "address": message.address,
+            "delivery_status": "received",
+            "metadata": message.metadata,
+            "created_at": message.created_at,
+        },
+    )
+    if interaction_id is not None:
+        outbox.add(session, ENRICH, interaction_id=interaction_id)
+    return Stored(sender.contact_id, sender.name, sender.status, interaction_id)
