@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, Request, jsonify
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from crm.runtime import Runtime, build_runtime
 from crm.settings import Settings
+
+
+class LazyCookieSessionInterface(SecureCookieSessionInterface):
+    """Skip building the signing serializer for requests without a session cookie: webhooks
+    and API calls never carry one, and it is a measurable share of a webhook's CPU."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -26,6 +37,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.production,
     )
+    app.session_interface = LazyCookieSessionInterface()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["crm"] = runtime
 
