@@ -204,6 +204,18 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def cli_env(rt: Runtime) -> dict[str, str | None]:
+    """Environment for invoking the `crm` CLI in-process against the test database and Redis."""
+    return {
+        "DATABASE_URL": rt.settings.database_url,
+        "REDIS_URL": rt.settings.redis_url,
+        "DEFAULT_REGION": "GH",
+        "CRM_ENV": "test",
+        "CRM_INSTANCE_PATH": str(rt.settings.instance_path),
+        "FLASK_RUN_FROM_CLI": None,  # FlaskGroup sets it; restored (unset) after the run
+    }
+
+
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app on a real threaded HTTP server, for tests that need true concurrency."""

@@ -10,21 +10,13 @@ from crm.cli import cli
 from crm.models import User
 from crm.runtime import Runtime
 from crm.users import check_password
-from tests.conftest import make_token
+from tests.conftest import cli_env, make_token
 
 PASSWORD = "a long password"
 
 
 def crm(rt: Runtime, *args: str, input: str | None = None) -> Result:
-    env: dict[str, str | None] = {
-        "DATABASE_URL": rt.settings.database_url,
-        "REDIS_URL": rt.settings.redis_url,
-        "DEFAULT_REGION": "GH",
-        "CRM_ENV": "test",
-        "CRM_INSTANCE_PATH": str(rt.settings.instance_path),
-        "FLASK_RUN_FROM_CLI": None,  # FlaskGroup sets it; restored (unset) after the run
-    }
-    return CliRunner().invoke(cli, list(args), input=input, env=env)
+    return CliRunner().invoke(cli, list(args), input=input, env=cli_env(rt))
 
 
 def create_user(rt: Runtime, email: str, password: str = PASSWORD) -> Result:

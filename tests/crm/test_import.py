@@ -14,18 +14,7 @@ from sqlalchemy import select
 from crm.cli import cli
 from crm.models import Contact
 from crm.runtime import Runtime
-from tests.conftest import Webhooks
-
-
-def cli_env(rt: Runtime) -> dict[str, str | None]:
-    return {
-        "DATABASE_URL": rt.settings.database_url,
-        "REDIS_URL": rt.settings.redis_url,
-        "DEFAULT_REGION": "GH",
-        "CRM_ENV": "test",
-        "CRM_INSTANCE_PATH": str(rt.settings.instance_path),
-        "FLASK_RUN_FROM_CLI": None,  # FlaskGroup sets it; restored (unset) after the run
-    }
+from tests.conftest import Webhooks, cli_env
 
 
 def run_import(
