@@ -13,14 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from crm import outbox
 from crm.contacts import PHONE
-from crm.models import ChannelConsent, Contact, Identity
+from crm.models import ChannelConsent, Contact, Identity, Interaction
 from crm.models.base import UTCDateTime
-from crm.timeline import insert_once
 
 ENRICH = "enrich"
 
@@ -56,6 +56,14 @@ _LOOKUP = (
         ),
     )
     .where(Identity.kind == PHONE, Identity.value == bindparam("phone"))
+)
+
+# SQLite: the idempotent insert on its own (ON CONFLICT DO NOTHING: one of any number of
+# concurrent deliveries of the same provider message wins).
+_SQLITE_INSERT_ONCE = (
+    sqlite.insert(Interaction.__table__)
+    .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
+    .returning(Interaction.__table__.c.id)
 )
 
 _POSTGRES_STORE = text(
@@ -122,8 +130,8 @@ def store_inbound(*, session: Session, phone: str, message: Message) -> Stored |
     sender = connection.execute(_LOOKUP, {"phone": phone, "channel": message.channel}).first()
     if sender is None:
         return None
-    interaction_id = insert_once(
-        session,
+    interaction_id = connection.execute(
+        _SQLITE_INSERT_ONCE,
         {
             "contact_id": sender.contact_id,
             "channel": message.channel,
@@ -136,7 +144,7 @@ def store_inbound(*, session: Session, phone: str, message: Message) -> Stored |
             "metadata": message.metadata,
             "created_at": message.created_at,
         },
-    )
+    ).scalar_one_or_none()
     if interaction_id is not None:
         outbox.add(session, ENRICH, interaction_id=interaction_id)
     return Stored(sender.contact_id, sender.name, sender.status, interaction_id)

@@ -51,7 +51,7 @@ JOBS: dict[str, JobSpec] = {
     ),
 }
 QUEUES = ["messages", "enrichment", "default"]
-# A row whose job failed this many times is left for a person to look at (`crm outbox list`).
+# A row the sweeper has enqueued this many times is left pending for a person to look at.
 MAX_SWEEP_ATTEMPTS = 5
 
 _PENDING = "outbox_pending"

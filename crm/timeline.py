@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm.models import Direction, Interaction
@@ -54,30 +52,6 @@ def add_entry(
     session.add(interaction)
     session.flush()
     return interaction
-
-
-@functools.cache
-def _insert_once_statement(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = Interaction.__table__
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
-        .returning(table.c.id)
-    )
-
-
-def insert_once(session: Session, values: dict[str, Any]) -> int | None:
-    """Insert an interaction unless (provider, provider_message_id) is already stored.
-
-    ``values`` are keyed by column name. Returns the new id, or None for a duplicate.
-    ``ON CONFLICT DO NOTHING`` makes this safe under concurrent deliveries of the same provider
-    message: exactly one insert wins. The statement is built once and runs on the session's
-    connection (Core, not the ORM unit of work): this is the webhook's hot path.
-    """
-    connection = session.connection()
-    statement = _insert_once_statement(connection.dialect.name)
-    return connection.execute(statement, values).scalar_one_or_none()
 
 
 def _status_rank(column: Any, ranks: dict[str, int]) -> Any:

@@ -63,12 +63,12 @@ def run_worker(
         sweep_once(runtime)
     else:
         _start("relay", lambda: relay_once(runtime, block_seconds=1), stop, pause=2.0)
-        _start(
-            "sweeper",
-            lambda: (sweep_once(runtime), stop.wait(sweep_interval)),
-            stop,
-            pause=sweep_interval,
-        )
+
+        def sweep_then_wait() -> None:
+            sweep_once(runtime)
+            stop.wait(sweep_interval)
+
+        _start("sweeper", sweep_then_wait, stop, pause=sweep_interval)
     worker = Worker(queues or outbox.QUEUES, connection=runtime.redis)
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import current_app, g, jsonify, request
 
+from crm.messaging import SendRefused
 from crm.models import Role
 from crm.users import authenticate_token
 
@@ -52,8 +53,6 @@ def api_view(
 
 
 def json_body() -> dict[str, Any]:
-    from crm.messaging import SendRefused
-
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise SendRefused("request body must be a JSON object")
