@@ -1,26 +1,30 @@
 """An inbound message, from normalized event to stored interaction and bot reply.
 
-Runs inside the webhook's one transaction: resolve the contact by identity, insert the
-interaction once, apply keywords to consent, decide the reply (recorded on the timeline too),
-with the enrichment job written to the outbox in the same transaction (``crm.ingest``).
+:func:`receive_inbound` is what webhooks call. Most messages come from a known contact and are
+not a keyword; on PostgreSQL those are stored by one autocommit statement (``crm.ingest``), and
+need no reply. Everything else (a new number, STOP/START/HELP, SQLite) takes
+:func:`handle_inbound`: one transaction that resolves or creates the contact, inserts the
+interaction once, applies keywords to consent and decides the reply (recorded on the timeline
+too). Either way the enrichment job is written to the outbox with the interaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot.keywords import Keyword, match_keyword, provider_keyword
 from bot.replies import InboundFacts, ReplyTexts, decide_reply
 from channels.base import InboundEvent
+from crm import outbox
 from crm.consent import set_consent
 from crm.contacts import resolve_by_phone
-from crm.ingest import Message, store_inbound
+from crm.ingest import Message, one_statement, store_inbound, store_known_sender
 from crm.models import ConsentStatus, Contact, Direction
 from crm.models.base import utcnow
 from crm.phones import to_e164
+from crm.runtime import Runtime
 from crm.timeline import add_entry
 
 
@@ -35,17 +39,40 @@ class InboundResult:
         return self.interaction_id is None
 
 
-def handle_inbound(
-    *, session: Session, event: InboundEvent, default_region: str, texts: ReplyTexts
-) -> InboundResult:
-    """Store ``event`` once and decide the answer. Raises InvalidPhoneNumber for a bad sender."""
-    e164 = to_e164(event.sender_phone, default_region)
+def receive_inbound(*, runtime: Runtime, event: InboundEvent) -> InboundResult:
+    """Store ``event`` once and decide the answer, on the cheapest path that is correct.
+
+    Raises InvalidPhoneNumber for a bad sender.
+    """
+    e164 = to_e164(event.sender_phone, runtime.settings.default_region)
+    if _keyword(event) is None and one_statement(runtime.engine):
+        with runtime.autocommit() as connection:
+            stored = store_known_sender(connection, phone=e164, message=_message(event))
+        if stored is not None:
+            if stored.outbox_id is not None:
+                outbox.announce(runtime.redis, [stored.outbox_id])
+            # Not a keyword and not a first contact: the bot has nothing to say.
+            return InboundResult(stored.interaction_id, stored.contact_id, reply=None)
+    with runtime.session() as session:
+        return handle_inbound(
+            session=session,
+            event=event,
+            default_region=runtime.settings.default_region,
+            texts=runtime.reply_texts,
+        )
+
+
+def _keyword(event: InboundEvent) -> Keyword | None:
+    return provider_keyword(event.provider_opt_out) or match_keyword(event.body)
+
+
+def _message(event: InboundEvent) -> Message:
     meta: dict[str, object] = {"from": event.sender, **event.extra}
     if event.media:
         meta["media"] = [{"url": m.url, "content_type": m.content_type} for m in event.media]
     if event.profile_name:
         meta["profile_name"] = event.profile_name
-    message = Message(
+    return Message(
         channel=event.channel,
         body=event.body,
         provider=event.provider,
@@ -53,7 +80,19 @@ def handle_inbound(
         address=event.recipient,
         metadata=meta,
         created_at=utcnow(),
+        profile_name=event.profile_name,
     )
+
+
+def handle_inbound(
+    *, session: Session, event: InboundEvent, default_region: str, texts: ReplyTexts
+) -> InboundResult:
+    """Store ``event`` once and decide the answer in the session's transaction.
+
+    Raises InvalidPhoneNumber for a bad sender.
+    """
+    e164 = to_e164(event.sender_phone, default_region)
+    message = _message(event)
     created = False
     sender = store_inbound(session=session, phone=e164, message=message)
     if sender is None:  # a new number: create its contact, then store as usual
@@ -65,13 +104,6 @@ def handle_inbound(
     interaction_id = sender.interaction_id
     if interaction_id is None:
         return InboundResult(None, sender.contact_id, reply=None)
-
-    if event.profile_name and not sender.name:
-        session.execute(
-            update(Contact)
-            .where(Contact.id == sender.contact_id, Contact.name.is_(None))
-            .values(name=event.profile_name)
-        )
 
     by_provider = provider_keyword(event.provider_opt_out)
     keyword = by_provider or match_keyword(event.body)

@@ -1,9 +1,11 @@
 """Store an inbound message and its enrichment job in as few round trips as the database allows.
 
-This is the webhook's hot path, so it runs as Core statements on the session's connection, not
-through the ORM unit of work. On PostgreSQL one statement (data-modifying CTEs) finds the sender,
-inserts the interaction once and writes the outbox row; SQLite, which has no data-modifying
-CTEs, runs the same three steps as three statements. Both are covered by the test suite.
+This is the webhook's hot path, so it runs as Core statements, not through the ORM unit of work.
+On PostgreSQL one statement (data-modifying CTEs) finds the sender, inserts the interaction once,
+fills in a missing contact name and writes the outbox row. Being one statement, it is atomic on
+its own: :func:`store_known_sender` runs it in autocommit, one round trip in all (no BEGIN, no
+COMMIT), which is what most inbound messages need. SQLite, which has no data-modifying CTEs,
+runs the same steps as separate statements inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, text
+from sqlalchemy import Connection, Engine, and_, bindparam, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
@@ -31,6 +33,7 @@ class Stored:
     name: str | None  # the contact's name before this message
     consent: str | None  # the contact's consent on the message's channel before this message
     interaction_id: int | None  # None: a duplicate delivery, nothing stored
+    outbox_id: int | None = None  # the enrichment job's outbox row, to announce after commit
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Message:
     address: str
     metadata: dict[str, Any]
     created_at: datetime
+    profile_name: str | None = None  # becomes the contact's name if it has none
 
 
 # The contact owning the number, its name, and its consent on the channel.
@@ -84,6 +88,12 @@ _POSTGRES_STORE = text(
         FROM sender
         ON CONFLICT (provider, provider_message_id) DO NOTHING
         RETURNING id
+    ), named AS (
+        UPDATE contacts SET name = CAST(:profile_name AS VARCHAR)
+        FROM sender, stored
+        WHERE contacts.id = sender.contact_id AND contacts.name IS NULL
+              AND CAST(:profile_name AS VARCHAR) IS NOT NULL
+        RETURNING contacts.id
     ), queued AS (
         INSERT INTO outbox_jobs (job, payload, created_at, attempts)
         SELECT :job, jsonb_build_object('interaction_id', stored.id), :created_at, 0
@@ -100,32 +110,51 @@ _POSTGRES_STORE = text(
 )
 
 
+def one_statement(engine: Engine) -> bool:
+    """Whether this database stores an inbound message in one atomic statement."""
+    return engine.dialect.name == "postgresql"
+
+
+def store_known_sender(connection: Connection, *, phone: str, message: Message) -> Stored | None:
+    """Store ``message`` in one statement on a connection in autocommit mode (PostgreSQL).
+
+    Returns None when no contact owns ``phone``; nothing is written then.
+    """
+    return _store_postgres(connection, phone, message)
+
+
+def _store_postgres(connection: Connection, phone: str, message: Message) -> Stored | None:
+    row = connection.execute(
+        _POSTGRES_STORE,
+        {
+            "kind": PHONE,
+            "phone": phone,
+            "channel": message.channel,
+            "body": message.body,
+            "provider": message.provider,
+            "provider_message_id": message.provider_message_id,
+            "address": message.address,
+            "metadata": message.metadata,
+            "created_at": message.created_at,
+            "profile_name": message.profile_name,
+            "job": ENRICH,
+        },
+    ).first()
+    if row is None:
+        return None
+    return Stored(row.contact_id, row.name, row.status, row.interaction_id, row.outbox_id)
+
+
 def store_inbound(*, session: Session, phone: str, message: Message) -> Stored | None:
     """Store ``message`` from the contact owning ``phone`` (E.164), once, with its enrichment
-    job in the outbox. Returns None when no contact owns the number (create it, then call
-    again)."""
+    job in the outbox, in the session's transaction. Returns None when no contact owns the
+    number (create it, then call again)."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        row = connection.execute(
-            _POSTGRES_STORE,
-            {
-                "kind": PHONE,
-                "phone": phone,
-                "channel": message.channel,
-                "body": message.body,
-                "provider": message.provider,
-                "provider_message_id": message.provider_message_id,
-                "address": message.address,
-                "metadata": message.metadata,
-                "created_at": message.created_at,
-                "job": ENRICH,
-            },
-        ).first()
-        if row is None:
-            return None
-        if row.outbox_id is not None:
-            outbox.register(session, row.outbox_id)
-        return Stored(row.contact_id, row.name, row.status, row.interaction_id)
+        stored = _store_postgres(connection, phone, message)
+        if stored is not None and stored.outbox_id is not None:
+            outbox.register(session, stored.outbox_id)
+        return stored
 
     sender = connection.execute(_LOOKUP, {"phone": phone, "channel": message.channel}).first()
     if sender is None:
@@ -145,6 +174,13 @@ def store_inbound(*, session: Session, phone: str, message: Message) -> Stored |
             "created_at": message.created_at,
         },
     ).scalar_one_or_none()
-    if interaction_id is not None:
-        outbox.add(session, ENRICH, interaction_id=interaction_id)
-    return Stored(sender.contact_id, sender.name, sender.status, interaction_id)
+    if interaction_id is None:
+        return Stored(sender.contact_id, sender.name, sender.status, None)
+    if message.profile_name and not sender.name:
+        connection.execute(
+            update(Contact)
+            .where(Contact.id == sender.contact_id, Contact.name.is_(None))
+            .values(name=message.profile_name)
+        )
+    outbox_id = outbox.add(session, ENRICH, interaction_id=interaction_id)
+    return Stored(sender.contact_id, sender.name, sender.status, interaction_id, outbox_id)

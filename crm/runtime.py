@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.replies import ReplyTexts
@@ -38,6 +38,13 @@ class Runtime:
             yield session
             pending = outbox.take_pending(session)
         outbox.announce(self.redis, pending)
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A pooled connection in autocommit mode, for work that is one atomic statement: it
+        saves the BEGIN and COMMIT round trips of a transaction."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
 
     def status_callback_url(self, adapter: str, interaction_id: int) -> str | None:
         base = self.settings.public_base_url

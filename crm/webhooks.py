@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import ChannelAdapter, PayloadError, WebhookRequest
-from crm.inbound import handle_inbound
+from crm.inbound import receive_inbound
 from crm.messaging import apply_status
 from crm.phones import InvalidPhoneNumber
 from crm.runtime import Runtime
@@ -72,13 +72,7 @@ def messaging(adapter_name: str):  # type: ignore[no-untyped-def]
     except PayloadError as exc:
         return _error(400, str(exc))
     try:
-        with runtime.session() as session:
-            result = handle_inbound(
-                session=session,
-                event=event,
-                default_region=runtime.settings.default_region,
-                texts=runtime.reply_texts,
-            )
+        result = receive_inbound(runtime=runtime, event=event)
     except InvalidPhoneNumber as exc:
         return _error(400, f"sender: {exc}")
     if result.duplicate:

@@ -86,6 +86,18 @@ def test_whatsapp_and_sms_from_one_number_are_one_contact(webhooks: Webhooks, ru
         assert contact.name == "Wanjiru"  # from WhatsApp's ProfileName
 
 
+def test_whatsapp_profile_name_fills_in_a_missing_name_only(webhooks: Webhooks, runtime: Runtime):
+    webhooks.message(From="+254712345678")  # an SMS contact: no name yet
+    webhooks.message("twilio/whatsapp__inbound.txt")  # a known sender: the one-statement path
+    webhooks.message(
+        "twilio/whatsapp__inbound.txt", MessageSid=new_sid(), ProfileName="Someone Else"
+    )
+    [first, *_] = inbound(runtime)
+    assert len(inbound(runtime)) == 3
+    with runtime.session() as session:
+        assert session.get_one(Contact, first.contact_id).name == "Wanjiru"
+
+
 def test_same_message_sid_delivered_twice_is_stored_once(webhooks: Webhooks, runtime: Runtime):
     first = webhooks.message()
     again = webhooks.message()
