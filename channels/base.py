@@ -20,13 +20,22 @@ class SendError(Exception):
     """A provider refused or failed a send.
 
     ``retryable`` is true for rate limits, timeouts and server errors; false for permanent
-    errors such as an invalid number or an opted-out recipient.
+    errors such as an invalid number or an opted-out recipient. ``opted_out`` is true when the
+    provider refused because the recipient opted out or blacklisted the sender.
     """
 
-    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retryable: bool = False,
+        opted_out: bool = False,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.retryable = retryable
+        self.opted_out = opted_out
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,39 @@ class StatusUpdate:
     error_code: str | None = None
     error_message: str | None = None
     interaction_id: int | None = None  # from our own callback URL, when we set one
+    opted_out: bool = False  # the provider reports the recipient opted out (Twilio 21610)
+
+
+@dataclass(frozen=True)
+class UssdHop:
+    """One USSD request: the handset's inputs so far, joined by ``*`` (empty on the first hop)."""
+
+    provider: str
+    session_id: str
+    service_code: str
+    phone: str  # as the provider gave it, not yet normalized
+    network_code: str
+    text: str
+
+    @property
+    def inputs(self) -> list[str]:
+        return self.text.split("*") if self.text else []
+
+
+@dataclass(frozen=True)
+class UssdSessionEnd:
+    """The provider's end-of-session notification."""
+
+    provider: str
+    session_id: str
+    phone: str
+    status: str  # e.g. Success, Incomplete, Failed
+    duration_ms: int | None = None
+    hops: int | None = None
+    last_input: str | None = None
+    last_response: str | None = None
+    error_message: str | None = None
+    cost: str | None = None
 
 
 @dataclass(frozen=True)

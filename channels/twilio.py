@@ -154,13 +154,15 @@ class TwilioAdapter:
                 interaction_id = int(query["interaction"][0])
             except ValueError:
                 raise PayloadError("interaction in the callback URL must be an integer") from None
+        error_code = (form.get("ErrorCode") or "").strip() or None
         return StatusUpdate(
             provider=self.name,
             provider_message_id=sid.strip(),
             status=status,
-            error_code=(form.get("ErrorCode") or "").strip() or None,
+            error_code=error_code,
             error_message=form.get("ErrorMessage") or None,
             interaction_id=interaction_id,
+            opted_out=error_code == OPTED_OUT_ERROR,
         )
 
     # -- outbound -------------------------------------------------------------------------
@@ -204,7 +206,12 @@ class TwilioAdapter:
         except TwilioRestException as exc:
             code = str(exc.code) if exc.code is not None else None
             retryable = exc.status == 429 or exc.status >= 500 or code in RETRYABLE_CODES
-            raise SendError(exc.msg or str(exc), code=code, retryable=retryable) from exc
+            raise SendError(
+                exc.msg or str(exc),
+                code=code,
+                retryable=retryable,
+                opted_out=code == OPTED_OUT_ERROR,
+            ) from exc
         except requests.RequestException as exc:
             raise SendError(
                 f"Twilio unreachable: {exc.__class__.__name__}", retryable=True

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.base import ChannelAdapter, OutboundMessage, SendError, StatusUpdate
-from channels.twilio import OPTED_OUT_ERROR, STATUS_RANK
+from channels.twilio import STATUS_RANK
 from crm import outbox
 from crm.consent import ensure_can_send, is_opted_out, set_consent
 from crm.contacts import MergeError, get_contact
@@ -175,13 +175,13 @@ def perform_send(
         interaction.delivery_status = "failed"
         interaction.error_code = exc.code or "error"
         interaction.meta = {**interaction.meta, "error": str(exc)}
-        if exc.code == OPTED_OUT_ERROR:
+        if exc.opted_out:
             set_consent(
                 session=session,
                 contact=get_contact(session, interaction.contact_id),
                 channel=interaction.channel,
                 status=ConsentStatus.OPTED_OUT,
-                source="provider:21610",
+                source=f"provider:{exc.code or 'opted_out'}",
             )
         session.commit()
         return
@@ -194,7 +194,7 @@ def perform_send(
 
 
 def apply_status(*, session: Session, update: StatusUpdate) -> Interaction | None:
-    """Apply a delivery status callback: forward only; 21610 opts the contact out."""
+    """Apply a delivery status callback: forward only; a provider opt-out opts the contact out."""
     changed = advance_status(
         session=session,
         ranks=STATUS_RANK,
@@ -204,7 +204,7 @@ def apply_status(*, session: Session, update: StatusUpdate) -> Interaction | Non
         provider_message_id=update.provider_message_id,
         interaction_id=update.interaction_id,
     )
-    if update.error_code == OPTED_OUT_ERROR:
+    if update.opted_out:
         interaction = changed or _find(session, update)
         if interaction is not None:
             set_consent(
@@ -212,7 +212,7 @@ def apply_status(*, session: Session, update: StatusUpdate) -> Interaction | Non
                 contact=get_contact(session, interaction.contact_id),
                 channel=interaction.channel,
                 status=ConsentStatus.OPTED_OUT,
-                source="provider:21610",
+                source=f"provider:{update.error_code or 'opted_out'}",
             )
     return changed
 

@@ -18,6 +18,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Used only in development when no Twilio credentials are configured: webhooks are still
 # verified, with this well-known token, so a local simulator can sign its requests.
 DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"  # noqa: S105 - a published development default
+# The same for Africa's Talking callbacks, which carry a shared secret instead of a signature.
+DEV_AFRICASTALKING_SECRET = "dev-africastalking-secret"  # noqa: S105 - development default
+AFRICASTALKING_API_BASE_URL = "https://api.africastalking.com"
 
 
 class SettingsError(RuntimeError):
@@ -36,6 +39,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -76,6 +83,18 @@ class Settings:
     )
     max_webhook_bytes: int = 64 * 1024
     outbox_grace_seconds: int = 30
+    africastalking_username: str = "sandbox"
+    africastalking_api_key: str = ""
+    africastalking_api_base_url: str = AFRICASTALKING_API_BASE_URL
+    africastalking_sms_from: str = ""  # short code or alphanumeric sender id; empty: default
+    africastalking_webhook_secret: str = ""
+    africastalking_allowed_ips: tuple[str, ...] = ()  # addresses or CIDR ranges; empty: any
+    ussd_screen_chars: int = 160
+    ussd_session_ttl: int = 300
+    bot_menu_file: Path | None = None  # empty: the menu shipped in bot/menus/default.yaml
+    bot_rules_file: Path | None = None  # empty: the rules shipped in bot/menus/auto_replies.yaml
+    rep_handling_hours: int = 24  # a rep's reply silences the bot on that contact this long
+    simulator_enabled: bool = True  # /simulator; always off in production
 
     @property
     def production(self) -> bool:
@@ -90,6 +109,19 @@ class Settings:
     def webhook_auth_token(self) -> str:
         """The token Twilio webhooks are verified with (the development default in dev)."""
         return self.twilio_auth_token or DEV_TWILIO_AUTH_TOKEN
+
+    @property
+    def africastalking_configured(self) -> bool:
+        """An Africa's Talking API key is set, so outbound SMS goes through their API."""
+        return bool(self.africastalking_api_key)
+
+    @property
+    def africastalking_secret(self) -> str:
+        """The secret Africa's Talking callbacks must carry (the development default in dev;
+        empty in production without one, which refuses every callback)."""
+        if self.africastalking_webhook_secret or self.production:
+            return self.africastalking_webhook_secret
+        return DEV_AFRICASTALKING_SECRET
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -122,6 +154,22 @@ class Settings:
             welcome_text=_str(env, "BOT_WELCOME_TEXT", cls.welcome_text),
             max_webhook_bytes=_int(env, "MAX_WEBHOOK_BYTES", cls.max_webhook_bytes),
             outbox_grace_seconds=_int(env, "OUTBOX_GRACE_SECONDS", cls.outbox_grace_seconds),
+            africastalking_username=_str(env, "AT_USERNAME", cls.africastalking_username),
+            africastalking_api_key=_str(env, "AT_API_KEY"),
+            africastalking_api_base_url=(
+                _str(env, "AT_API_BASE_URL") or AFRICASTALKING_API_BASE_URL
+            ).rstrip("/"),
+            africastalking_sms_from=_str(env, "AT_SMS_FROM"),
+            africastalking_webhook_secret=_str(env, "AT_WEBHOOK_SECRET"),
+            africastalking_allowed_ips=_list(env, "AT_ALLOWED_IPS"),
+            ussd_screen_chars=_int(env, "USSD_SCREEN_CHARS", cls.ussd_screen_chars),
+            ussd_session_ttl=_int(env, "USSD_SESSION_TTL", cls.ussd_session_ttl),
+            bot_menu_file=Path(_str(env, "BOT_MENU_FILE")) if _str(env, "BOT_MENU_FILE") else None,
+            bot_rules_file=(
+                Path(_str(env, "BOT_RULES_FILE")) if _str(env, "BOT_RULES_FILE") else None
+            ),
+            rep_handling_hours=_int(env, "BOT_REP_HANDLING_HOURS", cls.rep_handling_hours),
+            simulator_enabled=mode != "production" and _bool(env, "SIMULATOR", True),
         )
         settings.validate()
         if not settings.secret_key:
@@ -130,8 +178,18 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        import ipaddress
+
         import phonenumbers
 
+        for entry in self.africastalking_allowed_ips:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                message = f"AT_ALLOWED_IPS: {entry!r} is not an address or range"
+                raise SettingsError(message) from None
+        if not 40 <= self.ussd_screen_chars <= 1000:
+            raise SettingsError("USSD_SCREEN_CHARS must be between 40 and 1000")
         if self.default_region not in phonenumbers.SUPPORTED_REGIONS:
             raise SettingsError(f"DEFAULT_REGION {self.default_region!r} is not a known region")
         if not self.production:
@@ -146,6 +204,8 @@ class Settings:
             ]
             if not value
         ]
+        if self.africastalking_api_key and not self.africastalking_webhook_secret:
+            missing.append("AT_WEBHOOK_SECRET")
         if missing:
             raise SettingsError("production mode refuses to start without: " + ", ".join(missing))
         if len(self.secret_key) < 32:
