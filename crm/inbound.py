@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from bot.auto_replies import AutoReplies
 from bot.keywords import Keyword, match_keyword, provider_keyword
 from bot.replies import InboundFacts, ReplyTexts, decide_reply
 from channels.base import InboundEvent
@@ -21,11 +22,13 @@ from crm import outbox
 from crm.consent import set_consent
 from crm.contacts import resolve_by_phone
 from crm.ingest import Message, one_statement, store_inbound, store_known_sender
+from crm.messaging import queue_bot_reply
 from crm.models import ConsentStatus, Contact, Direction
 from crm.models.base import utcnow
 from crm.phones import to_e164
 from crm.runtime import Runtime
-from crm.timeline import add_entry
+from crm.signals import HUMAN_REQUEST, record_signal
+from crm.timeline import add_entry, rep_is_handling
 
 
 @dataclass(frozen=True)
@@ -39,19 +42,23 @@ class InboundResult:
         return self.interaction_id is None
 
 
-def receive_inbound(*, runtime: Runtime, event: InboundEvent) -> InboundResult:
+def receive_inbound(
+    *, runtime: Runtime, event: InboundEvent, inline_reply: bool = True
+) -> InboundResult:
     """Store ``event`` once and decide the answer, on the cheapest path that is correct.
 
-    Raises InvalidPhoneNumber for a bad sender.
+    With ``inline_reply`` the answer goes back in the webhook's response (TwiML); otherwise it
+    is queued and sent through the provider's API. Raises InvalidPhoneNumber for a bad sender.
     """
     e164 = to_e164(event.sender_phone, runtime.settings.default_region)
-    if _keyword(event) is None and one_statement(runtime.engine):
+    plain = _keyword(event) is None and runtime.auto_replies.match(event.body) is None
+    if plain and one_statement(runtime.engine):
         with runtime.autocommit() as connection:
             stored = store_known_sender(connection, phone=e164, message=_message(event))
         if stored is not None:
             if stored.outbox_id is not None:
                 outbox.announce(runtime.redis, [stored.outbox_id])
-            # Not a keyword and not a first contact: the bot has nothing to say.
+            # No keyword, no rule, not a first contact: the bot has nothing to say.
             return InboundResult(stored.interaction_id, stored.contact_id, reply=None)
     with runtime.session() as session:
         return handle_inbound(
@@ -59,6 +66,9 @@ def receive_inbound(*, runtime: Runtime, event: InboundEvent) -> InboundResult:
             event=event,
             default_region=runtime.settings.default_region,
             texts=runtime.reply_texts,
+            auto_replies=runtime.auto_replies,
+            rep_handling_hours=runtime.settings.rep_handling_hours,
+            inline_reply=inline_reply,
         )
 
 
@@ -85,7 +95,14 @@ def _message(event: InboundEvent) -> Message:
 
 
 def handle_inbound(
-    *, session: Session, event: InboundEvent, default_region: str, texts: ReplyTexts
+    *,
+    session: Session,
+    event: InboundEvent,
+    default_region: str,
+    texts: ReplyTexts,
+    auto_replies: AutoReplies | None = None,
+    rep_handling_hours: int = 24,
+    inline_reply: bool = True,
 ) -> InboundResult:
     """Store ``event`` once and decide the answer in the session's transaction.
 
@@ -118,15 +135,49 @@ def handle_inbound(
             source=f"keyword:{event.body.strip()[:20]}",
         )
 
+    rule = auto_replies.match(event.body) if auto_replies and keyword is None else None
+    if rule is not None and rule.handoff:
+        record_signal(
+            session=session,
+            contact_id=sender.contact_id,
+            kind=HUMAN_REQUEST,
+            source_channel=event.channel,
+            source_interaction_id=interaction_id,
+            summary=f"Asked for a person ({event.channel.upper()}): {event.body[:80]}",
+        )
+    opted_out = consent == ConsentStatus.OPTED_OUT
     reply = decide_reply(
         InboundFacts(
             keyword=keyword,
             handled_by_provider=by_provider is not None,
-            opted_out=consent == ConsentStatus.OPTED_OUT,
+            opted_out=opted_out,
             first_contact=created,
+            auto_reply=rule.reply if rule else None,
+            rep_handling=(
+                rule is not None
+                and rep_is_handling(session, sender.contact_id, hours=rep_handling_hours)
+            ),
         ),
         texts,
     )
+    meta = {
+        "event": "bot_reply",
+        "in_reply_to": interaction_id,
+        "keyword": str(keyword) if keyword else None,
+        "rule": rule.rule if rule else None,
+    }
+    if reply and not inline_reply:
+        queue_bot_reply(
+            session=session,
+            contact_id=sender.contact_id,
+            channel=event.channel,
+            body=reply,
+            provider=event.provider,
+            to=e164,
+            meta=meta,
+            consent_exempt=keyword is Keyword.OPT_OUT,
+        )
+        return InboundResult(interaction_id, sender.contact_id, reply=reply)
     if reply:
         add_entry(
             session=session,
@@ -137,10 +188,6 @@ def handle_inbound(
             provider=event.provider,
             delivery_status="replied",
             address=event.recipient,
-            meta={
-                "event": "bot_reply",
-                "in_reply_to": interaction_id,
-                "keyword": str(keyword) if keyword else None,
-            },
+            meta=meta,
         )
     return InboundResult(interaction_id, sender.contact_id, reply=reply)

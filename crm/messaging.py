@@ -130,6 +130,52 @@ def queue_message(
     return interaction
 
 
+def provider_for(session: Session, contact_id: int, channel: str, default: str) -> str:
+    """The provider the customer last wrote through on ``channel``: replies go back the same
+    way (an Africa's Talking SMS customer is answered through Africa's Talking)."""
+    provider = session.scalar(
+        select(Interaction.provider)
+        .where(
+            Interaction.contact_id == contact_id,
+            Interaction.channel == channel,
+            Interaction.direction == Direction.INBOUND.value,
+            Interaction.provider.is_not(None),
+        )
+        .order_by(Interaction.created_at.desc())
+        .limit(1)
+    )
+    return provider if provider and provider not in {"demo", "simulator"} else default
+
+
+def queue_bot_reply(
+    *,
+    session: Session,
+    contact_id: int,
+    channel: str,
+    body: str,
+    provider: str,
+    to: str,
+    meta: dict[str, object],
+    consent_exempt: bool,
+) -> Interaction:
+    """Queue the bot's answer for a provider that cannot take it in the webhook's response.
+
+    ``consent_exempt`` lets the opt-out confirmation reach a contact who just opted out.
+    """
+    interaction = add_entry(
+        session=session,
+        contact_id=contact_id,
+        channel=channel,
+        direction=Direction.OUTBOUND,
+        body=body,
+        provider=provider,
+        delivery_status="pending",
+        meta={"to": to, **meta, "consent_exempt": consent_exempt},
+    )
+    outbox.add(session, "send", interaction_id=interaction.id)
+    return interaction
+
+
 def perform_send(
     *, session: Session, interaction_id: int, adapter: ChannelAdapter, status_callback: str | None
 ) -> None:
@@ -146,7 +192,8 @@ def perform_send(
         return
     if interaction.delivery_status != "pending":
         return
-    if is_opted_out(session, interaction.contact_id, interaction.channel):
+    exempt = bool(interaction.meta.get("consent_exempt"))  # the opt-out confirmation itself
+    if not exempt and is_opted_out(session, interaction.contact_id, interaction.channel):
         interaction.delivery_status = "failed"
         interaction.error_code = "opted_out"
         session.commit()

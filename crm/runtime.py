@@ -13,7 +13,10 @@ import redis
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.auto_replies import AutoReplies, load_auto_replies
+from bot.menu import Menu, load_menu
 from bot.replies import ReplyTexts
+from channels.africastalking import AfricasTalkingAdapter, SandboxAfricasTalkingAdapter
 from channels.base import ChannelAdapter
 from channels.twilio import SandboxTwilioAdapter, TwilioAdapter
 from crm import outbox
@@ -30,6 +33,8 @@ class Runtime:
     redis: redis.Redis
     adapters: dict[str, ChannelAdapter]
     reply_texts: ReplyTexts
+    menu: Menu
+    auto_replies: AutoReplies
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -67,7 +72,22 @@ def build_adapters(settings: Settings) -> dict[str, ChannelAdapter]:
         "api_base_url": settings.twilio_api_base_url,
     }
     twilio_cls = TwilioAdapter if settings.twilio_configured else SandboxTwilioAdapter
-    return {"twilio": twilio_cls(**kwargs)}
+    at_cls = (
+        AfricasTalkingAdapter
+        if settings.africastalking_configured
+        else SandboxAfricasTalkingAdapter
+    )
+    return {
+        "twilio": twilio_cls(**kwargs),
+        "africastalking": at_cls(
+            username=settings.africastalking_username,
+            api_key=settings.africastalking_api_key,
+            api_base_url=settings.africastalking_api_base_url,
+            sms_from=settings.africastalking_sms_from,
+            webhook_secret=settings.africastalking_secret,
+            allowed_ips=settings.africastalking_allowed_ips,
+        ),
+    }
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -86,4 +106,6 @@ def build_runtime(settings: Settings) -> Runtime:
             opt_in=settings.opt_in_text,
             welcome=settings.welcome_text,
         ),
+        menu=load_menu(settings.bot_menu_file, screen_chars=settings.ussd_screen_chars),
+        auto_replies=load_auto_replies(settings.bot_rules_file),
     )

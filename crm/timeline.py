@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, case, or_, select, update
@@ -148,3 +148,22 @@ def read_timeline(
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return TimelinePage(items=rows, next_cursor=next_cursor)
+
+
+def rep_is_handling(session: Session, contact_id: int, *, hours: int) -> bool:
+    """Whether a person on the team wrote to this contact in the last ``hours``: the bot does
+    not talk over a rep."""
+    since = utcnow() - timedelta(hours=hours)
+    return (
+        session.scalar(
+            select(Interaction.id)
+            .where(
+                Interaction.contact_id == contact_id,
+                Interaction.direction == Direction.OUTBOUND.value,
+                Interaction.author_id.is_not(None),
+                Interaction.created_at >= since,
+            )
+            .limit(1)
+        )
+        is not None
+    )

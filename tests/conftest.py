@@ -33,6 +33,7 @@ from crm.redis_conn import embedded_url
 from crm.runtime import Runtime, build_runtime
 from crm.settings import Settings
 from crm.users import create_token, create_user
+from tests.fakes.africastalking_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
 from workers.context import use
 from workers.worker import relay_once
@@ -41,6 +42,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ACCOUNT_SID = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_BASE_URL = "https://crm.example.test"
+AT_USERNAME = "sunrise"
+AT_API_KEY = "atsk_test_0123456789abcdef"
+AT_SECRET = "test-africastalking-callback-secret"
 
 
 @pytest.fixture(scope="session")
@@ -84,10 +88,18 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 
 
 @pytest.fixture(scope="session")
+def fake_africastalking() -> Iterator[FakeAfricasTalking]:
+    fake = FakeAfricasTalking(username=AT_USERNAME, api_key=AT_API_KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def settings(
     database_url: str,
     redis_url: str,
     fake_twilio: FakeTwilio,
+    fake_africastalking: FakeAfricasTalking,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
     return Settings(
@@ -104,6 +116,10 @@ def settings(
         twilio_whatsapp_from="+14155238886",
         twilio_api_base_url=fake_twilio.base_url,
         outbox_grace_seconds=0,
+        africastalking_username=AT_USERNAME,
+        africastalking_api_key=AT_API_KEY,
+        africastalking_api_base_url=fake_africastalking.base_url,
+        africastalking_webhook_secret=AT_SECRET,
     )
 
 
@@ -127,6 +143,7 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
             connection.execute(delete(table))
     rt.redis.flushdb()
     request.getfixturevalue("fake_twilio").reset()
+    request.getfixturevalue("fake_africastalking").reset()
 
 
 @pytest.fixture
@@ -161,6 +178,18 @@ class Webhooks:
         params = {**load_fixture(fixture), **overrides}
         headers = {"X-Twilio-Signature": sign(path, params) if signature is None else signature}
         return self.client.post(path, data=params, headers=headers)
+
+    def africastalking(self, path: str, fixture: str, *, key: str = AT_SECRET, **overrides: str):
+        """Post an Africa's Talking payload; its callbacks carry a shared secret, not a
+        signature."""
+        params = {**load_fixture(fixture), **overrides}
+        return self.client.post(f"/webhooks/africastalking/{path}?key={key}", data=params)
+
+    def ussd(self, text: str, *, session_id: str = "ATUid_test1", **overrides: str):
+        """One USSD hop of a session, with ``text`` the inputs so far joined by ``*``."""
+        return self.africastalking(
+            "ussd", "africastalking/ussd__hop.txt", text=text, sessionId=session_id, **overrides
+        )
 
     def message(self, fixture: str = "twilio/sms__inbound.txt", **overrides: str):
         return self.post("/webhooks/twilio/messaging", fixture, **overrides)

@@ -34,6 +34,6 @@ def send_message(*, outbox_id: int, interaction_id: int) -> None:
             session=session,
             interaction_id=interaction_id,
             adapter=adapter,
-            status_callback=rt.status_callback_url("twilio", interaction_id),
+            status_callback=rt.status_callback_url(adapter.name, interaction_id),
         )
         outbox.mark_done(session, outbox_id)

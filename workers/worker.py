@@ -10,6 +10,7 @@ from rq import Worker
 
 from crm import outbox
 from crm.runtime import Runtime
+from crm.ussd import close_stale_sessions
 from workers.context import use
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,9 @@ def relay_once(runtime: Runtime, *, block_seconds: float = 0) -> int:
 
 
 def sweep_once(runtime: Runtime) -> int:
+    """Enqueue outbox rows Redis missed, and close USSD sessions the gateway never ended."""
+    with runtime.session() as session:
+        close_stale_sessions(session=session, ttl_seconds=runtime.settings.ussd_session_ttl)
     with runtime.session() as session:
         return outbox.sweep(
             session=session,

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from crm.api import api
 from crm.api.auth import api_view, json_body
 from crm.api.serializers import interaction_json
-from crm.messaging import SendRefused, queue_message
+from crm.messaging import SendRefused, provider_for, queue_message
 
 
 @api.post("/messages")
@@ -34,7 +34,7 @@ def send_message(*, session: Session):  # type: ignore[no-untyped-def]
         channel=channel,
         body=text,
         to=to,
-        provider=runtime.adapters["twilio"].name,
+        provider=provider_for(session, contact_id, channel, default="twilio"),
         default_region=runtime.settings.default_region,
         author_id=g.user.id,
     )

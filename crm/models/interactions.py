@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.models.base import Base, BigID, JSONType, UTCDateTime, utcnow
@@ -34,6 +34,13 @@ class Interaction(Base):
         UniqueConstraint("provider", "provider_message_id"),
         # Timeline reads: one contact, newest first, keyset on (created_at, id).
         Index("ix_interactions_timeline", "contact_id", "created_at", "id"),
+        # The sweeper's scan for USSD sessions still open (crm.ussd.close_stale_sessions).
+        Index(
+            "ix_interactions_open_ussd",
+            "created_at",
+            postgresql_where=text("channel = 'ussd' AND delivery_status = 'active'"),
+            sqlite_where=text("channel = 'ussd' AND delivery_status = 'active'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
