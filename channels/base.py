@@ -113,6 +113,28 @@ class UssdSessionEnd:
 
 
 @dataclass(frozen=True)
+class CallEvent:
+    """One voice webhook: the call, and whatever this step of it reports."""
+
+    provider: str
+    call_sid: str
+    caller: str  # as the provider gave it, not yet normalized
+    called: str
+    status: str  # queued, ringing, in-progress, completed, busy, failed, no-answer, canceled
+    caller_name: str | None = None
+    digits: str | None = None
+    speech: str | None = None
+    confidence: float | None = None
+    duration_s: int | None = None
+    dial_status: str | None = None
+    dial_duration_s: int | None = None
+    recording_url: str | None = None
+    recording_duration_s: int | None = None
+    transcription: str | None = None
+    transcription_status: str | None = None
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     channel: str
     to: str  # E.164
