@@ -46,6 +46,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.register_blueprint(webhooks)
     app.register_blueprint(api)
+    if settings.simulator_enabled and not settings.production:
+        from crm.simulator import simulator
+
+        app.register_blueprint(simulator)
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

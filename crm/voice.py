@@ -43,7 +43,8 @@ MISSED = frozenset({"busy", "no-answer", "failed", "canceled"})
 
 
 def gather_url(inputs: list[str]) -> str:
-    return f"{BASE}/gather?" + urlencode([("i", value) for value in inputs])
+    query = urlencode([("i", value) for value in inputs])
+    return f"{BASE}/gather" + (f"?{query}" if query else "")
 
 
 def _insert_once(session: Session, values: dict[str, Any]) -> None:
@@ -226,6 +227,14 @@ def record_voicemail(*, runtime: Runtime, event: CallEvent) -> str:
             missed=True,
             voicemail={"url": event.recording_url, "duration_s": event.recording_duration_s},
         )
+        already = session.scalar(
+            select(Interaction.id).where(
+                Interaction.provider == "twilio-voicemail",
+                Interaction.provider_message_id == event.call_sid,
+            )
+        )
+        if already is not None:  # Twilio retried the webhook
+            return twilio_voice.say_and_hang_up("Thank you, we got your message. Goodbye.")
         add_entry(
             session=session,
             contact_id=call.contact_id,

@@ -32,7 +32,8 @@ def ussd_hop():  # type: ignore[no-untyped-def]
     if checked is None:
         return _text(f"END {REFUSED}", 403)
     adapter, incoming = checked
-    assert isinstance(adapter, AfricasTalkingAdapter)
+    if not isinstance(adapter, AfricasTalkingAdapter):
+        return _text("END USSD is not configured", 404)
     rt = runtime()
     try:
         hop = adapter.parse_ussd(incoming)
@@ -50,7 +51,8 @@ def ussd_session_end():  # type: ignore[no-untyped-def]
     if checked is None:
         return _text(REFUSED, 403)
     adapter, incoming = checked
-    assert isinstance(adapter, AfricasTalkingAdapter)
+    if not isinstance(adapter, AfricasTalkingAdapter):
+        return _text("USSD is not configured", 404)
     try:
         end = adapter.parse_ussd_end(incoming)
         interaction = record_session_end(runtime=runtime(), end=end)

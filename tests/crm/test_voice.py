@@ -57,6 +57,7 @@ def test_an_incoming_call_hears_the_menu_and_is_one_interaction(
     [gather] = root.findall("Gather")
     assert gather.attrib["input"] == "dtmf speech"
     assert gather.attrib["numDigits"] == "1"
+    assert gather.attrib["action"] == f"{VOICE}/gather"  # no dangling "?" to sign
     assert gather_inputs(gather) == []
     said = gather.find("Say").text
     assert said.startswith("Welcome to Sunrise Solar.")
@@ -130,6 +131,8 @@ def test_say_agent_dials_a_rep_then_voicemail_and_transcript(webhooks: Webhooks,
 
     root = twiml(webhooks.post(f"{VOICE}/recording", "twilio/voice__recording.txt"))
     assert [el.tag for el in root] == ["Say", "Hangup"]
+    again = twiml(webhooks.post(f"{VOICE}/recording", "twilio/voice__recording.txt"))  # a retry
+    assert [el.tag for el in again] == ["Say", "Hangup"]
     transcribed = webhooks.post(f"{VOICE}/transcription", "twilio/voice__transcription.txt")
     assert transcribed.status_code == 204
     status = webhooks.post(f"{VOICE}/status", "twilio/voice__status_completed.txt")
