@@ -8,6 +8,7 @@ from flask import Flask, Request, jsonify
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
+from crm import log_redaction
 from crm.runtime import Runtime, build_runtime
 from crm.settings import Settings
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log_redaction.install()
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(
