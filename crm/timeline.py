@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, case, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm.models import Direction, Interaction
@@ -167,3 +168,16 @@ def rep_is_handling(session: Session, contact_id: int, *, hours: int) -> bool:
         )
         is not None
     )
+
+
+def insert_once(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert an interaction unless one with its (provider, provider message id) exists: the id,
+    or None when it existed (a retried webhook, or a concurrent one that won)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(Interaction)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
+        .returning(Interaction.id)
+    )
+    return session.execute(statement).scalar_one_or_none()

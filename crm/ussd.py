@@ -17,11 +17,9 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import redis
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.menu import PLACEHOLDER, Menu
@@ -33,6 +31,7 @@ from crm.models import Channel, Contact, Direction, Interaction
 from crm.models.base import utcnow
 from crm.phones import to_e164
 from crm.runtime import Runtime
+from crm.timeline import insert_once
 
 log = logging.getLogger(__name__)
 
@@ -98,23 +97,11 @@ def _cache(connection: redis.Redis, key: str, value: _Session, ttl: int) -> None
         log.warning("USSD session not cached (%s)", exc)
 
 
-def _insert_once(session: Session, values: dict[str, Any]) -> int | None:
-    """Insert the session's interaction unless it exists; its id, or None if it existed."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(Interaction)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
-        .returning(Interaction.id)
-    )
-    return session.execute(statement).scalar_one_or_none()
-
-
 def _open(session: Session, *, provider: str, session_id: str, e164: str, service: str) -> _Session:
     """The session's contact and interaction, created on its first hop."""
     contact = resolve_by_phone(session=session, e164=e164, channel=Channel.USSD).contact
     now = utcnow()
-    interaction_id = _insert_once(
+    interaction_id = insert_once(
         session,
         {
             "contact_id": contact.id,

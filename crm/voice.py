@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.menu import Menu
@@ -31,7 +30,7 @@ from crm.models.base import utcnow
 from crm.phones import to_e164
 from crm.runtime import Runtime
 from crm.signals import CALLBACK_REQUEST, record_signal
-from crm.timeline import add_entry
+from crm.timeline import add_entry, insert_once
 
 BASE = "/webhooks/twilio/voice"
 NOTHING_HEARD = "Sorry, we did not hear a choice. Goodbye."
@@ -45,15 +44,6 @@ MISSED = frozenset({"busy", "no-answer", "failed", "canceled"})
 def gather_url(inputs: list[str]) -> str:
     query = urlencode([("i", value) for value in inputs])
     return f"{BASE}/gather" + (f"?{query}" if query else "")
-
-
-def _insert_once(session: Session, values: dict[str, Any]) -> None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(
-        dialect.insert(Interaction)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
-    )
 
 
 def _call(session: Session, runtime: Runtime, event: CallEvent) -> Interaction:
@@ -70,7 +60,7 @@ def _call(session: Session, runtime: Runtime, event: CallEvent) -> Interaction:
     contact = resolve_by_phone(
         session=session, e164=e164, name=event.caller_name, channel=Channel.VOICE
     ).contact
-    _insert_once(
+    insert_once(
         session,
         {
             "contact_id": contact.id,
