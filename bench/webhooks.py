@@ -21,6 +21,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -77,9 +79,9 @@ class Run:
         ordered = sorted(self.latencies) or [0.0]
         return ordered[round(q * (len(ordered) - 1))] * 1000
 
-    def line(self, name: str) -> str:
+    def line(self, name: str, unit: str = "req/s") -> str:
         return (
-            f"{name:<7}: {self.throughput:7.1f} req/s  p50 {self.percentile(0.5):5.1f} ms  "
+            f"{name:<7}: {self.throughput:7.1f} {unit}  p50 {self.percentile(0.5):5.1f} ms  "
             f"p99 {self.percentile(0.99):5.1f} ms  errors {len(self.errors)}"
         )
 
@@ -175,33 +177,57 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
     return status, await reader.readexactly(length), close
 
 
+class Link:
+    """One keep-alive connection, opened on first use and again after the server closes it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, payload: bytes, run: Run) -> tuple[int, bytes] | None:
+        """Send one request; its status and body, with its latency in ``run``.
+
+        None when it got no answer (the error is in ``run``).
+        """
+        close, answer = True, None
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                if self.writer is None:
+                    self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+                assert self.reader is not None
+                start = perf_counter()
+                self.writer.write(payload)
+                status, body, close = await read_response(self.reader)
+            run.latencies.append(perf_counter() - start)
+            answer = status, body
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            run.errors.append(f"{type(exc).__name__}: {exc}")
+        if close:
+            self.close()
+        return answer
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
 async def client(port: int, pending: deque[bytes], run: Run) -> None:
     """One keep-alive connection sending requests until none are left."""
-    writer: asyncio.StreamWriter | None = None
+    link = Link(port)
     try:
         while pending:
-            payload = pending.popleft()
-            close = True
-            try:
-                async with asyncio.timeout(TIMEOUT):
-                    if writer is None:
-                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    start = perf_counter()
-                    writer.write(payload)
-                    status, body, close = await read_response(reader)
-                run.latencies.append(perf_counter() - start)
-                if status == 200:
-                    run.ok += 1
-                else:
-                    run.errors.append(f"HTTP {status}: {body[:500].decode(errors='replace')}")
-            except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-                run.errors.append(f"{type(exc).__name__}: {exc}")
-            if close and writer is not None:
-                writer.close()
-                writer = None
+            answer = await link.exchange(pending.popleft(), run)
+            if answer is None:
+                continue
+            status, body = answer
+            if status == 200:
+                run.ok += 1
+            else:
+                run.errors.append(f"HTTP {status}: {body[:500].decode(errors='replace')}")
     finally:
-        if writer is not None:
-            writer.close()
+        link.close()
 
 
 async def load(port: int, payloads: list[bytes], concurrency: int) -> Run:
@@ -236,16 +262,16 @@ def wait_ready(port: int, path: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"gunicorn on port {port} did not become ready")
 
 
-def bench_app(
-    app: str,
-    ready_path: str,
-    env: dict[str, str],
-    forms: list[dict[str, str]],
-    args: argparse.Namespace,
-) -> Run:
-    """Start gunicorn for ``app``, warm it up, measure it, stop it."""
+@contextmanager
+def gunicorn(
+    app: str, ready_path: str, env: dict[str, str], args: argparse.Namespace
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Start gunicorn (``args.workers`` x ``args.threads``) for ``app`` on a free port, yield the
+    port and the master process once ``ready_path`` answers, stop it after.
+
+    A RuntimeError (gunicorn not ready) prints the end of gunicorn's log.
+    """
     port = free_port()
-    payloads = signed_requests(forms, port)
     env = {**os.environ, **env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--workers", str(args.workers)]
     command += ["--threads", str(args.threads), "--bind", f"127.0.0.1:{port}", app]
@@ -253,10 +279,7 @@ def bench_app(
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         try:
             wait_ready(port, ready_path, process)
-            warm = asyncio.run(load(port, payloads[: args.warmup], args.concurrency))
-            run = asyncio.run(load(port, payloads[args.warmup :], args.concurrency))
-            run.errors = warm.errors + run.errors
-            return run
+            yield port, process
         except RuntimeError:
             log.seek(0)
             print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
@@ -268,6 +291,22 @@ def bench_app(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def bench_app(
+    app: str,
+    ready_path: str,
+    env: dict[str, str],
+    forms: list[dict[str, str]],
+    args: argparse.Namespace,
+) -> Run:
+    """Start gunicorn for ``app``, warm it up, measure it, stop it."""
+    with gunicorn(app, ready_path, env, args) as (port, _):
+        payloads = signed_requests(forms, port)
+        warm = asyncio.run(load(port, payloads[: args.warmup], args.concurrency))
+        run = asyncio.run(load(port, payloads[args.warmup :], args.concurrency))
+        run.errors = warm.errors + run.errors
+        return run
 
 
 def report_errors(name: str, run: Run) -> None:
