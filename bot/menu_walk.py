@@ -88,7 +88,19 @@ def validate_input(validator: str, raw: str) -> str | None:
 
 
 def pages(menu: Menu, node: Node, *, paginate: bool = True) -> list[tuple[int, int]]:
-    """Option index ranges, one per screen."""
+    """Option index ranges, one per screen (computed once per menu and node)."""
+    key = (id(menu), node.id, paginate)
+    cached = _PAGES.get(key)
+    if cached is None or cached[0] is not menu:
+        cached = _PAGES[key] = (menu, _layout(menu, node, paginate=paginate))
+    return cached[1]
+
+
+# Page layouts by (menu, node, paginate); the menu is kept to tell a reused id() apart.
+_PAGES: dict[tuple[int, str, bool], tuple[Menu, list[tuple[int, int]]]] = {}
+
+
+def _layout(menu: Menu, node: Node, *, paginate: bool) -> list[tuple[int, int]]:
     if not node.options:
         return [(0, 0)]
     if not paginate:

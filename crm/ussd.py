@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bot.menu import PLACEHOLDER, Menu
@@ -133,13 +133,24 @@ def summary(service: str, path: tuple[str, ...] | list[str]) -> str:
 def answer_hop(*, runtime: Runtime, menu: Menu, hop: UssdHop) -> UssdAnswer:
     """Answer one hop and record it on the session's interaction.
 
-    Raises InvalidPhoneNumber for a bad ``phoneNumber``.
+    A hop of a known session that changes nothing on the contact and shows none of its data
+    (most hops: moving through menus) is one UPDATE in autocommit. Raises InvalidPhoneNumber
+    for a bad ``phoneNumber``.
     """
     e164 = to_e164(hop.phone, runtime.settings.default_region)
     result = walk(menu, hop.inputs)
     node = menu.node(result.node_id)
     key = _key(hop.provider, hop.session_id)
     known = _cached(runtime.redis, key)
+    effects = result.effects
+    needs_contact = bool(
+        effects.captured or effects.callback or effects.opt_out or PLACEHOLDER.search(node.prompt)
+    )
+    if known is not None and not needs_contact:
+        text, end = ussd_screen(menu, result, {})
+        with runtime.autocommit() as connection:
+            _record_hop(connection, known, hop, result, text, end)
+        return UssdAnswer(text, end)
     with runtime.session() as session:
         current = known or _open(
             session,
@@ -149,13 +160,7 @@ def answer_hop(*, runtime: Runtime, menu: Menu, hop: UssdHop) -> UssdAnswer:
             service=hop.service_code,
         )
         data: dict[str, object] = {}
-        effects = result.effects
-        if (
-            effects.captured
-            or effects.callback
-            or effects.opt_out
-            or PLACEHOLDER.search(node.prompt)
-        ):
+        if needs_contact:
             contact = session.get_one(Contact, current.contact_id)
             if not result.error:
                 apply_effects(
@@ -169,25 +174,43 @@ def answer_hop(*, runtime: Runtime, menu: Menu, hop: UssdHop) -> UssdAnswer:
                 session.flush()
             data = template_data(contact, e164)
         text, end = ussd_screen(menu, result, data)
-        _record_hop(session, current, hop, result, text, end)
+        _record_hop(session.connection(), current, hop, result, text, end)
     if known is None and not end:
         _cache(runtime.redis, key, current, runtime.settings.ussd_session_ttl)
     return UssdAnswer(text, end)
 
 
+_TABLE = Interaction.__table__
+# A Core statement with bound parameters, built once: the ORM's bulk-update path and a fresh
+# cache key per hop cost more than the database round trip.
+_RECORD_HOP = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("interaction_id"))
+    .values(
+        body=bindparam("body"),
+        delivery_status=bindparam("status"),
+        metadata=bindparam("meta", type_=_TABLE.c.metadata.type),
+    )
+)
+
+
 def _record_hop(
-    session: Session, current: _Session, hop: UssdHop, result: Walk, screen: str, end: bool
+    connection: Connection,
+    current: _Session,
+    hop: UssdHop,
+    result: Walk,
+    screen: str,
+    end: bool,
 ) -> None:
     """Rewrite the session's interaction from this hop: everything in it derives from the hop."""
     now = utcnow()
-    status = COMPLETED if end else ACTIVE
-    session.execute(
-        update(Interaction)
-        .where(Interaction.id == current.interaction_id)
-        .values(
-            body=summary(hop.service_code, result.path),
-            delivery_status=status,
-            meta={
+    connection.execute(
+        _RECORD_HOP,
+        {
+            "interaction_id": current.interaction_id,
+            "body": summary(hop.service_code, result.path),
+            "status": COMPLETED if end else ACTIVE,
+            "meta": {
                 "service_code": hop.service_code,
                 "network_code": hop.network_code,
                 "path": list(result.path),
@@ -201,7 +224,7 @@ def _record_hop(
                 "duration_ms": int((now - current.started_at).total_seconds() * 1000),
                 "ended": "menu_end" if end else None,
             },
-        )
+        },
     )
 
 
