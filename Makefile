@@ -35,6 +35,7 @@ format: $(STAMP)
 bench: $(STAMP)  ## needs PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see bench/)
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python -m bench.ussd
+	$(BIN)/python -m bench.intelligence
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info

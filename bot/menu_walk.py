@@ -43,6 +43,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 class Captured:
     attribute: str
     value: str
+    validator: str = field(default="text", compare=False)  # which check the value passed
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def step(
             return position, _VALIDATION_ERRORS[node.capture.validator], Effects()
         assert node.next is not None
         moved, effects = _enter(menu, position, node.next)
-        captured = Captured(node.capture.attribute, cleaned)
+        captured = Captured(node.capture.attribute, cleaned, node.capture.validator)
         return moved, None, Effects(captured, effects.callback, effects.opt_out)
     node_pages = pages(menu, node, paginate=paginate)
     if value == MORE_KEY and paginate and position.page + 1 < len(node_pages):

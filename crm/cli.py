@@ -100,6 +100,10 @@ def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
     """Run an RQ worker on the app's queues, with the outbox sweeper."""
     from workers.worker import run_worker
 
+    if not burst and (not queues or "enrichment" in queues):
+        from intelligence import classifier
+
+        classifier()  # load the model now, once, rather than on the first message
     run_worker(build_runtime(_settings()), queues=list(queues) or None, burst=burst)
 
 
@@ -271,3 +275,54 @@ def outbox_sweep(grace: int | None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- intelligence ----------------------------------------------------------------------------
+# The model is imported inside the commands: the web process and every other command stay free
+# of torch and transformers.
+
+
+@cli.group("intelligence")
+def intelligence_group() -> None:
+    """The sentiment/intent model: classify, train, evaluate."""
+
+
+@intelligence_group.command("classify", with_appcontext=False)
+@click.argument("texts", nargs=-1, required=True)
+def intelligence_classify(texts: tuple[str, ...]) -> None:
+    """Print the signals of each TEXT as a JSON line."""
+    import dataclasses
+
+    from intelligence import classify
+
+    for text, signals in zip(texts, classify(list(texts)), strict=True):
+        click.echo(json.dumps({"text": text, **dataclasses.asdict(signals)}, ensure_ascii=False))
+
+
+@intelligence_group.command("train", with_appcontext=False)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the heads (default: the package's intelligence/weights/).",
+)
+def intelligence_train(out: Path | None) -> None:
+    """Rebuild the heads from the training data (fixed seed). Encodings are cached under the
+    instance folder, so a retrain after a data change only encodes new texts."""
+    from intelligence.training import WEIGHTS, train
+
+    settings = _settings()
+    meta = train(cache_dir=settings.instance_path / "intelligence-cache", out=out or WEIGHTS)
+    click.echo(json.dumps(meta, indent=2))
+
+
+@intelligence_group.command("eval", with_appcontext=False)
+@click.option("--source", default=None, help="Only held-out examples from this source.")
+def intelligence_eval(source: str | None) -> None:
+    """Per-class precision/recall, macro recall and confusion matrices on the held-out split."""
+    from intelligence import classify
+    from intelligence.training import evaluate
+
+    for report in evaluate(classify, only_source=source):
+        for line in report.lines():
+            click.echo(line)

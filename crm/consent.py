@@ -58,3 +58,55 @@ def set_consent(
         meta={"event": "consent", "channel": channel, "status": str(status), "source": source},
     )
     return True
+
+
+MARKETING_CHANNELS = ("sms", "whatsapp")
+
+
+class NothingToReview(Exception):
+    """The contact has no opt-out waiting for review."""
+
+
+def marketing_paused(contact: Contact) -> bool:
+    """True while a possible opt-out read by the model waits for a person: campaigns and
+    sequences skip the contact (conversations with a rep go on)."""
+    return contact.opt_out_review_at is not None
+
+
+def resolve_opt_out_review(
+    *, session: Session, contact: Contact, confirm: bool, actor: str
+) -> list[str]:
+    """A person's decision on a flagged opt-out. Confirming opts the contact out of every
+    marketing channel; dismissing resumes marketing. Returns the channels opted out."""
+    if contact.opt_out_review_at is None:
+        raise NothingToReview(f"contact {contact.id} has no opt-out waiting for review")
+    source_id = contact.opt_out_review_interaction_id
+    changed = []
+    if confirm:
+        for channel in MARKETING_CHANNELS:
+            if set_consent(
+                session=session,
+                contact=contact,
+                channel=channel,
+                status=ConsentStatus.OPTED_OUT,
+                source=f"review:{actor}",
+            ):
+                changed.append(channel)
+    contact.opt_out_review_at = None
+    contact.opt_out_review_interaction_id = None
+    decision = "confirmed" if confirm else "dismissed"
+    add_entry(
+        session=session,
+        contact_id=contact.id,
+        channel="system",
+        direction=Direction.INTERNAL,
+        body=f"Possible opt-out {decision} by {actor}",
+        meta={
+            "event": "opt_out_review",
+            "decision": decision,
+            "actor": actor,
+            "source_interaction_id": source_id,
+            "opted_out": changed,
+        },
+    )
+    return changed

@@ -137,6 +137,7 @@ def merge_contacts(*, session: Session, survivor_id: int, merged_id: int, actor:
     _merge_consent(session, survivor, merged)
     survivor.name = survivor.name or merged.name
     survivor.email = survivor.email or merged.email
+    _merge_signals(survivor, merged)
     survivor.owner_id = survivor.owner_id or merged.owner_id
     survivor.first_touch_channel = survivor.first_touch_channel or merged.first_touch_channel
     survivor.first_touch_campaign_id = (
@@ -198,3 +199,22 @@ def _further_stage(a: str, b: str) -> str:
     if b not in order:
         return a
     return a if order[a] >= order[b] else b
+
+
+def _merge_signals(survivor: Contact, merged: Contact) -> None:
+    """The model's roll-ups: the most recent of the two wins; a pending opt-out review of
+    either stays pending (a person still has to decide)."""
+    if merged.sentiment_at and (
+        not survivor.sentiment_at or merged.sentiment_at > survivor.sentiment_at
+    ):
+        survivor.sentiment = merged.sentiment
+        survivor.sentiment_score = merged.sentiment_score
+        survivor.sentiment_at = merged.sentiment_at
+    if merged.last_intent_at and (
+        not survivor.last_intent_at or merged.last_intent_at > survivor.last_intent_at
+    ):
+        survivor.last_intent = merged.last_intent
+        survivor.last_intent_at = merged.last_intent_at
+    if survivor.opt_out_review_at is None and merged.opt_out_review_at is not None:
+        survivor.opt_out_review_at = merged.opt_out_review_at
+        survivor.opt_out_review_interaction_id = merged.opt_out_review_interaction_id

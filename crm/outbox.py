@@ -8,6 +8,10 @@
    is not in Redis: Redis was down at announce time, lost its data, or a relay died mid-batch.
 4. Jobs mark their row done.
 
+Enrichment rows relayed together travel in one RQ job (up to ``ENRICH_BATCH``): the model reads
+a batch of messages for little more than the cost of one, and a job per message would spend
+more on RQ's bookkeeping than on the model. Each row records the id of the job carrying it.
+
 Building the RQ job happens in the worker, not the request: an RQ enqueue costs several times a
 plain LPUSH, and the webhook's only job is to store and answer. Nothing accepted is lost: the
 row is committed before anything touches Redis.
@@ -42,7 +46,7 @@ class JobSpec:
 # Job names stored in the outbox, and how to run them. Functions are named by path so the web
 # process never imports worker code (or the model it loads).
 JOBS: dict[str, JobSpec] = {
-    "enrich": JobSpec("workers.jobs.enrich_interaction", "enrichment", timeout=120),
+    "enrich": JobSpec("workers.jobs.enrich_batch", "enrichment", timeout=300),
     "send": JobSpec(
         "workers.jobs.send_message",
         "messages",
@@ -53,6 +57,7 @@ JOBS: dict[str, JobSpec] = {
 QUEUES = ["messages", "enrichment", "default"]
 # A row the sweeper has enqueued this many times is left pending for a person to look at.
 MAX_SWEEP_ATTEMPTS = 5
+ENRICH_BATCH = 256  # rows per enrichment job
 
 _PENDING = "outbox_pending"
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
@@ -115,16 +120,39 @@ def job_id(outbox_id: int) -> str:
     return f"outbox-{outbox_id}"
 
 
+def _jobs_for(rows: list[OutboxJob]) -> list[tuple[JobSpec, str, dict[str, Any], list[OutboxJob]]]:
+    """(spec, RQ job id, kwargs, rows carried) for each job: one per row, except enrichment
+    rows, which are batched."""
+    jobs: list[tuple[JobSpec, str, dict[str, Any], list[OutboxJob]]] = []
+    batched = [row for row in rows if row.job == "enrich"]
+    for row in rows:
+        if row.job != "enrich":
+            jobs.append(
+                (JOBS[row.job], job_id(row.id), {"outbox_id": row.id, **row.payload}, [row])
+            )
+    for start in range(0, len(batched), ENRICH_BATCH):
+        chunk = batched[start : start + ENRICH_BATCH]
+        name = (
+            job_id(chunk[0].id) if len(chunk) == 1 else f"{job_id(chunk[0].id)}-batch{len(chunk)}"
+        )
+        kwargs = {
+            "outbox_ids": [row.id for row in chunk],
+            "interaction_ids": [row.payload["interaction_id"] for row in chunk],
+        }
+        jobs.append((JOBS["enrich"], name, kwargs, chunk))
+    return jobs
+
+
 def _enqueue_rows(connection: redis.Redis, rows: list[OutboxJob]) -> None:
     """Enqueue rows as RQ jobs, grouped per queue, in one Redis pipeline."""
     by_queue: dict[str, list[Any]] = {}
-    for row in rows:
-        spec = JOBS[row.job]
+    jobs = _jobs_for(rows)
+    for spec, name, kwargs, _carried in jobs:
         by_queue.setdefault(spec.queue, []).append(
             Queue.prepare_data(
                 spec.func,
-                kwargs={"outbox_id": row.id, **row.payload},
-                job_id=job_id(row.id),
+                kwargs=kwargs,
+                job_id=name,
                 timeout=spec.timeout,
                 retry=spec.retry,
                 result_ttl=3600,
@@ -136,9 +164,11 @@ def _enqueue_rows(connection: redis.Redis, rows: list[OutboxJob]) -> None:
             Queue(queue_name, connection=connection).enqueue_many(datas, pipeline=pipe)
         pipe.execute()
     now = utcnow()
-    for row in rows:
-        row.enqueued_at = now
-        row.attempts += 1
+    for _spec, name, _kwargs, carried in jobs:
+        for row in carried:
+            row.enqueued_at = now
+            row.attempts += 1
+            row.rq_job_id = name
 
 
 def _lockable(session: Session, query: Any) -> Any:
@@ -161,9 +191,9 @@ def relay(*, session: Session, connection: redis.Redis, ids: list[int]) -> int:
     return len(rows)
 
 
-def _job_is_active(connection: redis.Redis, outbox_id: int) -> bool:
+def _job_is_active(connection: redis.Redis, row: OutboxJob) -> bool:
     try:
-        job = Job.fetch(job_id(outbox_id), connection=connection)
+        job = Job.fetch(row.rq_job_id or job_id(row.id), connection=connection)
     except NoSuchJobError:
         return False
     return job.get_status(refresh=False) in _ACTIVE
@@ -190,16 +220,16 @@ def sweep(
     rows = [
         row
         for row in session.scalars(_lockable(session, query))
-        if not _job_is_active(connection, row.id)
+        if not _job_is_active(connection, row)
     ]
     if rows:
         _enqueue_rows(connection, rows)
     return len(rows)
 
 
-def mark_done(session: Session, outbox_id: int) -> None:
+def mark_done(session: Session, *outbox_ids: int) -> None:
     session.execute(
         update(OutboxJob)
-        .where(OutboxJob.id == outbox_id, OutboxJob.done_at.is_(None))
+        .where(OutboxJob.id.in_(outbox_ids), OutboxJob.done_at.is_(None))
         .values(done_at=utcnow())
     )

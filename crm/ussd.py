@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from bot.menu import PLACEHOLDER, Menu
 from bot.menu_walk import Walk, ussd_screen, walk
 from channels.base import UssdHop, UssdSessionEnd
+from crm import outbox
 from crm.contacts import resolve_by_phone
 from crm.menu_actions import apply_effects, template_data
 from crm.models import Channel, Contact, Direction, Interaction
@@ -172,12 +173,23 @@ def answer_hop(*, runtime: Runtime, menu: Menu, hop: UssdHop) -> UssdAnswer:
                     node_id=node.id,
                 )
                 session.flush()
+                if effects.captured is not None and effects.captured.validator == "text":
+                    _enrich_again(session, current.interaction_id)
             data = template_data(contact, e164)
         text, end = ussd_screen(menu, result, data)
         _record_hop(session.connection(), current, hop, result, text, end)
     if known is None and not end:
         _cache(runtime.redis, key, current, runtime.settings.ussd_session_ttl)
     return UssdAnswer(text, end)
+
+
+def _enrich_again(session: Session, interaction_id: int) -> None:
+    """Queue the session's free text for the model; a later answer in the same session is
+    read again with everything typed so far."""
+    session.execute(
+        update(Interaction).where(Interaction.id == interaction_id).values(enriched_at=None)
+    )
+    outbox.add(session, "enrich", interaction_id=interaction_id)
 
 
 _TABLE = Interaction.__table__
@@ -216,6 +228,8 @@ def _record_hop(
                 "path": list(result.path),
                 "inputs": hop.inputs,
                 "captured": {c.attribute: c.value for c in result.captured},
+                # What the model reads (crm.enrichment): answers typed in the customer's words.
+                "free_text": [c.value for c in result.captured if c.validator == "text"],
                 "hops": len(hop.inputs) + 1,
                 "last_screen": screen,
                 "last_error": result.error,

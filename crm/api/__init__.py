@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from crm.consent import OptedOut
+from crm.consent import NothingToReview, OptedOut
 from crm.contacts import ContactNotFound, MergeError
 from crm.messaging import SendRefused
 from crm.phones import InvalidPhoneNumber
@@ -18,6 +18,7 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (SendRefused, 422),
     (OptedOut, 409),
     (MergeError, 409),
+    (NothingToReview, 409),
     (InvalidCursor, 400),
 ]
 

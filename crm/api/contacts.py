@@ -1,4 +1,4 @@
-"""Contacts API: look up by phone, read, timeline, merge."""
+"""Contacts API: look up by phone, read, timeline, merge, review a possible opt-out."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from crm.api import api
 from crm.api.auth import api_view, json_body
 from crm.api.serializers import contact_json, interaction_json
+from crm.consent import resolve_opt_out_review
 from crm.contacts import find_by_phone, get_contact, merge_contacts
 from crm.messaging import SendRefused
 from crm.models import Role
@@ -64,3 +65,19 @@ def merge(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     )
     session.refresh(survivor)
     return contact_json(survivor)
+
+
+@api.post("/contacts/<int:contact_id>/opt-out-review")
+@api_view(frozenset({Role.REP, Role.ADMIN}))
+def review_opt_out(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    """Confirm (opt out of SMS and WhatsApp) or dismiss an opt-out the model read in free text."""
+    decision = json_body().get("decision")
+    if decision not in ("confirm", "dismiss"):
+        raise SendRefused("decision must be 'confirm' or 'dismiss'")
+    contact = get_contact(session, contact_id)
+    resolve_opt_out_review(
+        session=session, contact=contact, confirm=decision == "confirm", actor=f"user:{g.user.id}"
+    )
+    session.flush()
+    session.refresh(contact)
+    return contact_json(contact)

@@ -22,6 +22,17 @@ def contact_json(contact: Contact) -> dict[str, Any]:
         "tags": contact.tag_names,
         "attributes": contact.attributes or {},
         "merged_into_id": contact.merged_into_id,
+        "sentiment": contact.sentiment,
+        "sentiment_score": contact.sentiment_score,
+        "last_intent": contact.last_intent,
+        "opt_out_review": (
+            {
+                "flagged_at": contact.opt_out_review_at.isoformat(),
+                "interaction_id": contact.opt_out_review_interaction_id,
+            }
+            if contact.opt_out_review_at
+            else None
+        ),
         "created_at": contact.created_at.isoformat(),
     }
 
@@ -38,5 +49,16 @@ def interaction_json(interaction: Interaction) -> dict[str, Any]:
         "delivery_status": interaction.delivery_status,
         "error_code": interaction.error_code,
         "metadata": interaction.meta or {},
+        "signals": (
+            {
+                "sentiment": interaction.sentiment,
+                "sentiment_score": interaction.sentiment_score,
+                "intent": interaction.intent,
+                "intent_confidence": interaction.intent_confidence,
+                "model_version": interaction.model_version,
+            }
+            if interaction.model_version
+            else None
+        ),
         "created_at": interaction.created_at.isoformat(),
     }

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.models.base import Base, JSONType, UTCDateTime, utcnow
@@ -45,6 +45,16 @@ class Contact(Base):
     # Set when this contact was merged into another one; the row stays as a tombstone so old
     # links (API clients, exports) can be redirected to the survivor.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    # Rolled up from the model's signals on inbound messages (crm.enrichment).
+    sentiment: Mapped[str | None] = mapped_column(String(10))
+    sentiment_score: Mapped[float | None] = mapped_column(Float)  # moving average, [-1, 1]
+    sentiment_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_intent: Mapped[str | None] = mapped_column(String(20))
+    last_intent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when the model read an opt-out in free text: marketing to the contact pauses until a
+    # person confirms (opt out) or dismisses it. Keywords (STOP...) never wait for this.
+    opt_out_review_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    opt_out_review_interaction_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -59,6 +69,14 @@ class Contact(Base):
     @property
     def tag_names(self) -> list[str]:
         return [t.tag for t in self.tags]
+
+
+Index(
+    "ix_contacts_opt_out_review",
+    Contact.opt_out_review_at,
+    postgresql_where=text("opt_out_review_at IS NOT NULL"),
+    sqlite_where=text("opt_out_review_at IS NOT NULL"),
+)
 
 
 class Identity(Base):

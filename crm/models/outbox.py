@@ -27,3 +27,5 @@ class OutboxJob(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The RQ job carrying this row (several enrichment rows share one batch job).
+    rq_job_id: Mapped[str | None] = mapped_column(String(80))

@@ -35,7 +35,7 @@ def test_the_shipped_menu_loads():
     assert loaded.start == "main"
     assert loaded.screen_chars == 160
     main = loaded.node("main")
-    assert [o.key for o in main.options] == ["1", "2", "3", "4", "5"]
+    assert [o.key for o in main.options] == ["1", "2", "3", "4", "5", "6"]
     # every link in the shipped menu leads to a defined node
     for node in loaded.nodes.values():
         for option in node.options:

@@ -138,6 +138,7 @@ def test_the_first_screen_lists_the_options(default: Menu):
         "3 Update my details",
         "4 Request a call back",
         "5 Stop promotions",
+        "6 Send us a message",
     ]
     # nothing to go back to, nothing more to show
     assert BACK_LABEL not in lines

@@ -1,0 +1,225 @@
+"""Model signals onto interactions and contacts: what the enrichment job does with ``classify``.
+
+A batch of pending interactions is classified in one call; each interaction gets its signals,
+each contact its rolling sentiment and last intent, and the timeline gets a "signal" entry only
+when something changed that a rep acts on: sentiment turned negative (or recovered), the
+customer asked for a person, wants to cancel, or wrote an opt-out in their own words.
+
+A free-text opt-out is not applied: the model can be wrong, and an opt-out cannot be undone
+with the customer. It flags the contact for review (marketing to them pauses) until a person
+confirms or dismisses it (``crm.consent.resolve_opt_out_review``). Keywords (STOP...) still
+opt out at once, in the webhook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crm.models import Channel, ChannelConsent, ConsentStatus, Contact, Direction, Interaction
+from crm.models.base import utcnow
+from crm.signals import HUMAN_REQUEST
+from intelligence.signals import Signals
+from intelligence.text import has_words, normalize
+
+Classify = Callable[[Sequence[str]], list[Signals]]
+
+ENRICHED_CHANNELS = frozenset({Channel.SMS, Channel.WHATSAPP, Channel.VOICE, Channel.USSD})
+# Weight of the newest message in the contact's moving average of sentiment scores: a run of
+# three negative messages turns a neutral contact negative; one sour reply among happy ones
+# does not.
+ROLLING_WEIGHT = 0.4
+NEGATIVE_BELOW = -0.25
+POSITIVE_ABOVE = 0.25
+SNIPPET_CHARS = 80
+
+SENTIMENT_NEGATIVE = "sentiment_negative"
+SENTIMENT_RECOVERED = "sentiment_recovered"
+OPT_OUT_REVIEW = "opt_out_review"
+CANCEL_REQUEST = "cancel_request"
+
+
+def text_for(interaction: Interaction) -> str:
+    """What the model reads: the message, transcript, or a USSD session's free-text answers."""
+    if interaction.channel == Channel.USSD:
+        return " ".join(str(v) for v in (interaction.meta or {}).get("free_text", []))
+    return interaction.body or ""
+
+
+def rolling_label(score: float) -> str:
+    if score <= NEGATIVE_BELOW:
+        return "negative"
+    if score >= POSITIVE_ABOVE:
+        return "positive"
+    return "neutral"
+
+
+@dataclass
+class Outcome:
+    """What one batch did, for the job's log and the tests."""
+
+    enriched: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # already enriched, or gone
+    signals: list[tuple[int, str]] = field(default_factory=list)  # (contact id, kind)
+
+
+def _pending(session: Session, ids: Sequence[int]) -> list[Interaction]:
+    query = (
+        select(Interaction)
+        .where(Interaction.id.in_(ids), Interaction.enriched_at.is_(None))
+        .order_by(Interaction.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Two workers holding overlapping batches (a sweep re-enqueued one) split them.
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify) -> Outcome:
+    """Classify the pending interactions among ``interaction_ids`` in one batch and apply the
+    signals. Interactions already enriched are skipped, so a re-run changes nothing.
+
+    A batch costs a fixed number of statements, whatever its size: read the interactions, their
+    contacts and consents; write the interactions and contacts (executemany) and the timeline
+    entries (one multi-row insert that skips entries already there, e.g. a ``human_request``
+    the auto-replies recorded for the same message)."""
+    outcome = Outcome()
+    rows = _pending(session, sorted(set(interaction_ids)))
+    outcome.skipped = sorted(set(interaction_ids) - {r.id for r in rows})
+    if not rows:
+        return outcome
+    texts = [text_for(r) for r in rows]
+    signals = classify(texts)
+    contact_ids = {r.contact_id for r in rows}
+    contacts = {
+        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    }
+    opted_out = {
+        (contact_id, channel)
+        for contact_id, channel in session.execute(
+            select(ChannelConsent.contact_id, ChannelConsent.channel).where(
+                ChannelConsent.contact_id.in_(contact_ids),
+                ChannelConsent.status == ConsentStatus.OPTED_OUT,
+            )
+        )
+    }
+    entries: list[dict[str, Any]] = []
+    now = utcnow()
+    for row, text, signal in zip(rows, texts, signals, strict=True):
+        row.sentiment = signal.sentiment
+        row.sentiment_score = signal.sentiment_score
+        row.intent = signal.intent
+        row.intent_confidence = signal.intent_confidence
+        row.model_version = signal.model_version
+        row.enriched_at = now
+        outcome.enriched.append(row.id)
+        contact = contacts.get(row.contact_id)
+        if contact is None or row.direction != Direction.INBOUND:
+            continue
+        paused = (contact.id, row.channel) in opted_out
+        entries.extend(_roll_up(contact, row, text, signal, already_opted_out=paused, now=now))
+    session.flush()
+    outcome.signals = _insert_entries(session, entries)
+    return outcome
+
+
+def _insert_entries(session: Session, entries: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Insert the signal entries not already on the timeline; (contact id, kind) of each."""
+    if not entries:
+        return []
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(Interaction)
+        .values(entries)
+        .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
+        .returning(Interaction.contact_id, Interaction.meta)
+    )
+    return [(contact_id, meta["signal"]) for contact_id, meta in session.execute(statement)]
+
+
+def _roll_up(
+    contact: Contact,
+    row: Interaction,
+    text: str,
+    signal: Signals,
+    *,
+    already_opted_out: bool,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Update the contact from one message's signals; the timeline entries it calls for."""
+    if not has_words(normalize(text)):
+        return []  # numbers or punctuation (a USSD choice): says nothing about the person
+    before = contact.sentiment
+    previous = contact.sentiment_score
+    score = (
+        signal.sentiment_score
+        if previous is None
+        else (1 - ROLLING_WEIGHT) * previous + ROLLING_WEIGHT * signal.sentiment_score
+    )
+    contact.sentiment_score = round(score, 4)
+    contact.sentiment = rolling_label(score)
+    contact.sentiment_at = row.created_at
+    if signal.intent != "other":
+        contact.last_intent = signal.intent
+        contact.last_intent_at = row.created_at
+    found: list[tuple[str, str]] = []
+    if contact.sentiment == "negative" and before != "negative":
+        found.append((SENTIMENT_NEGATIVE, "Sentiment turned negative"))
+    elif before == "negative" and contact.sentiment == "positive":
+        found.append((SENTIMENT_RECOVERED, "Sentiment recovered"))
+    if signal.intent == "opt_out":
+        # Not applied: flagged for a person, unless flagged already or opted out by keyword.
+        if contact.opt_out_review_at is None and not already_opted_out:
+            contact.opt_out_review_at = now
+            contact.opt_out_review_interaction_id = row.id
+            found.append((OPT_OUT_REVIEW, "Possible opt-out, marketing paused until reviewed"))
+    elif signal.intent in REQUESTS:
+        found.append(REQUESTS[signal.intent])
+    snippet = _snippet(text)
+    return [_entry(contact, row, kind, f"{title}: {snippet}", now) for kind, title in found]
+
+
+REQUESTS = {
+    "human": (HUMAN_REQUEST, "Asked for a person"),
+    "cancel": (CANCEL_REQUEST, "Wants to cancel"),
+}
+
+
+def _entry(
+    contact: Contact, row: Interaction, kind: str, summary: str, now: datetime
+) -> dict[str, Any]:
+    """A signal entry as ``crm.signals.record_signal`` writes it (same key: one per kind and
+    source message)."""
+    return {
+        "contact_id": contact.id,
+        "channel": Channel.SYSTEM.value,
+        "direction": Direction.INTERNAL.value,
+        "body": summary,
+        "provider": "signal",
+        "provider_message_id": f"{kind}:{row.id}",
+        "meta": {
+            "event": "signal",
+            "signal": kind,
+            "source_channel": row.channel,
+            "source_interaction_id": row.id,
+            "intent": row.intent,
+            "intent_confidence": row.intent_confidence,
+            "sentiment": row.sentiment,
+            "sentiment_score": row.sentiment_score,
+            "contact_sentiment": contact.sentiment,
+            "model_version": row.model_version,
+        },
+        "created_at": now,
+    }
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    short = flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1] + "…"
+    return f"“{short}”"
