@@ -10,6 +10,8 @@ PostgreSQL, each in messages per second with its ratio to the raw pass.
    relay batches rows into RQ jobs, an in-process RQ worker classifies each batch and writes
    signals to the interactions and the contacts' rolling sentiment in PostgreSQL.
 
+With ``INTELLIGENCE_QUANTIZE=1``, 2 and 3 run the int8 encoder; 1 stays the float32 pass.
+
 Run from the repository root (DATABASE_URL / REDIS_URL as for bench/ussd.py; the Redis db is
 flushed):
 
@@ -36,6 +38,7 @@ from crm.models.base import utcnow
 from crm.runtime import build_runtime
 from crm.settings import Settings
 from intelligence import classifier
+from intelligence.encoder import Encoder
 from workers.worker import relay_once, run_worker
 
 MESSAGES = (
@@ -61,7 +64,10 @@ def rate(count: int, seconds: float) -> float:
 
 
 def raw_forward(texts: list[str]) -> float:
+    """The float32 PyTorch pass, also when the classifier runs quantized (the baseline)."""
     encoder = classifier().encoder
+    if encoder.quantized:
+        encoder = Encoder(quantize=False)
     encoder.forward(texts[:BATCH])  # warm-up
     start = perf_counter()
     for i in range(0, len(texts), BATCH):

@@ -104,3 +104,14 @@ def test_words_the_encoder_does_not_know_still_read_right():
     )
     assert pidgin.intent == "opt_out"
     assert swahili.sentiment == "positive"
+
+
+def test_the_int8_encoder_stays_close_to_float32():
+    from intelligence.encoder import Encoder
+
+    texts = ["how much is the solar lamp?", "abeg stop to dey send me message", "asante sana"]
+    full = classifier().encoder.forward(texts)
+    small = Encoder(quantize=True)
+    assert small.quantized and small.fingerprint == classifier().encoder.fingerprint
+    cosine = (full * small.forward(texts)).sum(axis=1)  # both unit length
+    assert cosine.min() > 0.9  # measured 0.93-0.96; a broken model lands near 0
