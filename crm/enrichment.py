@@ -3,7 +3,9 @@
 A batch of pending interactions is classified in one call; each interaction gets its signals,
 each contact its rolling sentiment and last intent, and the timeline gets a "signal" entry only
 when something changed that a rep acts on: sentiment turned negative (or recovered), the
-customer asked for a person, wants to cancel, or wrote an opt-out in their own words.
+customer asked for a person, wants to cancel, or wrote an opt-out in their own words. Each
+message also scores (``crm.scoring``: wrote to us, intent, sentiment), and a lead whose score
+reaches the MQL threshold becomes an MQL (``crm.lifecycle``).
 
 A free-text opt-out is not applied: the model can be wrong, and an opt-out cannot be undone
 with the customer. It flags the contact for review (marketing to them pauses) until a person
@@ -22,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from crm import lifecycle, scoring
 from crm.models import Channel, ChannelConsent, ConsentStatus, Contact, Direction, Interaction
 from crm.models.base import utcnow
 from crm.signals import HUMAN_REQUEST
@@ -67,6 +70,7 @@ class Outcome:
     enriched: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # already enriched, or gone
     signals: list[tuple[int, str]] = field(default_factory=list)  # (contact id, kind)
+    promoted: list[int] = field(default_factory=list)  # contacts the score made MQLs
 
 
 def _pending(session: Session, ids: Sequence[int]) -> list[Interaction]:
@@ -110,6 +114,7 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
         )
     }
     entries: list[dict[str, Any]] = []
+    score_events: dict[Contact, list[scoring.Event]] = {}
     now = utcnow()
     for row, text, signal in zip(rows, texts, signals, strict=True):
         row.sentiment = signal.sentiment
@@ -123,10 +128,35 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
         if contact is None or row.direction != Direction.INBOUND:
             continue
         paused = (contact.id, row.channel) in opted_out
-        entries.extend(_roll_up(contact, row, text, signal, already_opted_out=paused, now=now))
+        found = _roll_up(contact, row, text, signal, already_opted_out=paused, now=now)
+        entries.extend(found)
+        if has_words(normalize(text)):
+            kinds = {entry["metadata"]["signal"] for entry in found}
+            score_events.setdefault(contact, []).extend(_score_events(row, signal, kinds))
     session.flush()
     outcome.signals = _insert_entries(session, entries)
+    rules = scoring.load_rules()
+    counted = scoring.apply_events(session, score_events, rules, now)
+    moved = set(counted)
+    for contact in score_events:
+        if contact.id in moved and lifecycle.promote_on_score(
+            session, contact, rules.mql_threshold
+        ):
+            outcome.promoted.append(contact.id)
     return outcome
+
+
+def _score_events(row: Interaction, signal: Signals, kinds: set[str]) -> list[scoring.Event]:
+    """What this message is worth to the lead score (rules in crm/config/scoring.yaml)."""
+    rules = ["replied"]
+    if signal.intent != "other":
+        rules.append(f"intent_{signal.intent}")
+    if signal.sentiment == "positive":
+        rules.append("sentiment_positive")
+    if SENTIMENT_NEGATIVE in kinds:
+        rules.append("sentiment_turned_negative")
+    source = f"interaction:{row.id}"
+    return [scoring.Event(rule, source, row.created_at, row.channel) for rule in rules]
 
 
 def _insert_entries(session: Session, entries: list[dict[str, Any]]) -> list[tuple[int, str]]:
@@ -134,13 +164,16 @@ def _insert_entries(session: Session, entries: list[dict[str, Any]]) -> list[tup
     if not entries:
         return []
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = Interaction.__table__
     statement = (
-        dialect.insert(Interaction)
-        .values(entries)
+        dialect.insert(table)
         .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
-        .returning(Interaction.contact_id, Interaction.meta)
+        .returning(table.c.contact_id, table.c.metadata)
     )
-    return [(contact_id, meta["signal"]) for contact_id, meta in session.execute(statement)]
+    # executemany: multi-row batches from a statement compiled once.
+    return [
+        (contact_id, meta["signal"]) for contact_id, meta in session.execute(statement, entries)
+    ]
 
 
 def _roll_up(
@@ -203,7 +236,7 @@ def _entry(
         "body": summary,
         "provider": "signal",
         "provider_message_id": f"{kind}:{row.id}",
-        "meta": {
+        "metadata": {
             "event": "signal",
             "signal": kind,
             "source_channel": row.channel,

@@ -44,7 +44,8 @@ def _int8(model: torch.nn.Module) -> torch.nn.Module:
     the fly): about 1.5x the forward pass on CPU. Opt-in (``INTELLIGENCE_QUANTIZE``): the heads
     were trained on float32 features; see docs/intelligence.md for the measured difference."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # deprecation notice of torch.ao
+        warnings.simplefilter("ignore", UserWarning)  # torch.ao's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 

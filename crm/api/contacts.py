@@ -13,6 +13,7 @@ from crm.contacts import find_by_phone, get_contact, merge_contacts
 from crm.messaging import SendRefused
 from crm.models import Role
 from crm.phones import to_e164
+from crm.scoring import explain
 from crm.timeline import read_timeline
 
 MAX_PAGE = 200
@@ -32,7 +33,8 @@ def list_contacts(*, session: Session):  # type: ignore[no-untyped-def]
 @api.get("/contacts/<int:contact_id>")
 @api_view()
 def show_contact(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    return contact_json(get_contact(session, contact_id))
+    contact = get_contact(session, contact_id)
+    return {**contact_json(contact), "score_reasons": [str(r) for r in explain(session, contact)]}
 
 
 @api.get("/contacts/<int:contact_id>/timeline")

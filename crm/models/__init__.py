@@ -11,6 +11,7 @@ from crm.models.contacts import (
 )
 from crm.models.interactions import Channel, Direction, Interaction
 from crm.models.outbox import OutboxJob
+from crm.models.scoring import ScoreEvent
 from crm.models.users import ApiToken, Role, User
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "LifecycleStage",
     "OutboxJob",
     "Role",
+    "ScoreEvent",
     "User",
 ]

@@ -36,7 +36,10 @@ class Contact(Base):
     lifecycle_stage: Mapped[str] = mapped_column(
         String(20), default=LifecycleStage.SUBSCRIBER.value
     )
-    score: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[int] = mapped_column(Integer, default=0)  # score_points rounded, at score_at
+    # The decayed sum of score events at score_at: a new event costs O(1) (crm.scoring).
+    score_points: Mapped[float] = mapped_column(Float, default=0.0)
+    score_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     first_touch_channel: Mapped[str | None] = mapped_column(String(20))
     # The campaigns table arrives with the campaigns issue; the foreign key is added then.

@@ -1,0 +1,190 @@
+"""Lead scoring from rules kept as data (``crm/config/scoring.yaml`` or ``SCORING_RULES_FILE``).
+
+Every scoring event is a row (contact, rule, source) that is unique, so an event seen twice
+(re-enrichment, a retried webhook) counts once. Points decay exponentially with a half-life. The
+contact stores the decayed sum at one instant (``score_points`` at ``score_at``); a new event
+moves it forward in O(1): ``points(t) = points(t0) * 0.5 ** ((t - t0) / half_life) + new``.
+The explanation is read from the events: "+15 asked about price (SMS, 2 h ago)".
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
+
+from crm.models import Contact, ScoreEvent
+from crm.models.base import utcnow
+
+DEFAULT_RULES = Path(__file__).parent / "config" / "scoring.yaml"
+CHANNEL_NAMES = {"sms": "SMS", "whatsapp": "WhatsApp", "ussd": "USSD", "voice": "call"}
+
+
+class ScoringConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Rule:
+    points: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScoringRules:
+    half_life: timedelta
+    mql_threshold: float
+    rules: dict[str, Rule]
+
+    @classmethod
+    def parse(cls, raw: object) -> ScoringRules:
+        if not isinstance(raw, dict) or not isinstance(raw.get("rules"), dict):
+            raise ScoringConfigError("scoring rules need a 'rules' mapping")
+        try:
+            half_life = timedelta(hours=float(raw.get("half_life_hours", 168)))
+            threshold = float(raw.get("mql_threshold", 50))
+            rules = {
+                str(name): Rule(float(spec["points"]), str(spec["reason"]))
+                for name, spec in raw["rules"].items()
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScoringConfigError(f"bad scoring rule: {exc}") from exc
+        if half_life <= timedelta(0):
+            raise ScoringConfigError("half_life_hours must be positive")
+        return cls(half_life, threshold, rules)
+
+
+@functools.cache
+def load_rules(path: Path | None = None) -> ScoringRules:
+    configured = os.environ.get("SCORING_RULES_FILE", "").strip()
+    path = path or (Path(configured) if configured else DEFAULT_RULES)
+    return ScoringRules.parse(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, for a rule: ``source`` identifies it (e.g. "interaction:12")."""
+
+    rule: str
+    source: str
+    occurred_at: datetime
+    channel: str | None = None
+
+
+def decayed(points: float, since: datetime, now: datetime, half_life: timedelta) -> float:
+    age = max((now - since).total_seconds(), 0.0)
+    return points * 0.5 ** (age / half_life.total_seconds())
+
+
+def current_score(contact: Contact, rules: ScoringRules, now: datetime | None = None) -> float:
+    """The contact's score now: the stored sum, decayed since it was stored."""
+    if contact.score_at is None:
+        return 0.0
+    return decayed(contact.score_points or 0.0, contact.score_at, now or utcnow(), rules.half_life)
+
+
+def apply_events(
+    session: Session,
+    events: dict[Contact, list[Event]],
+    rules: ScoringRules | None = None,
+    now: datetime | None = None,
+) -> list[int]:
+    """Record the events new to each contact and move its score; the contact id of each event
+    that counted.
+
+    One INSERT for the whole batch that skips (contact, rule, source) already recorded; only
+    what it inserted moves a score."""
+    rules = rules or load_rules()
+    now = now or utcnow()
+    rows = [
+        {
+            "contact_id": contact.id,
+            "rule": event.rule,
+            "points": rules.rules[event.rule].points,
+            "reason": rules.rules[event.rule].reason,
+            "channel": event.channel,
+            "source": event.source,
+            "occurred_at": event.occurred_at,
+        }
+        for contact, happened in events.items()
+        for event in happened
+        if event.rule in rules.rules
+    ]
+    if not rows:
+        return []
+    counted = list(session.execute(_insert_new(session), rows))
+    gained: dict[int, float] = {}
+    for contact_id, points, occurred_at in counted:
+        # An event dated in the past has already lost part of its weight.
+        worth = decayed(points, occurred_at, now, rules.half_life)
+        gained[contact_id] = gained.get(contact_id, 0.0) + worth
+    for contact in events:
+        if contact.id in gained:
+            contact.score_points = current_score(contact, rules, now) + gained[contact.id]
+            contact.score_at = now
+            contact.score = round(contact.score_points)
+    return [row.contact_id for row in counted]
+
+
+def _insert_new(session: Session) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING what counted; run as executemany, which
+    SQLAlchemy sends as multi-row batches with a statement compiled once."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = ScoreEvent.__table__
+    return (
+        dialect.insert(table)
+        .on_conflict_do_nothing(index_elements=["contact_id", "rule", "source"])
+        .returning(table.c.contact_id, table.c.points, table.c.occurred_at)
+    )
+
+
+@dataclass(frozen=True)
+class Reason:
+    points: float  # what this event is worth now, after decay
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 3600:
+        return f"{max(seconds // 60, 1)} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def explain(
+    session: Session,
+    contact: Contact,
+    rules: ScoringRules | None = None,
+    now: datetime | None = None,
+    limit: int = 5,
+) -> list[Reason]:
+    """The events weighing most on the score now: "+15 asked about price (SMS, 2 h ago)"."""
+    rules = rules or load_rules()
+    now = now or utcnow()
+    horizon = now - rules.half_life * 10  # older events weigh under 0.1%
+    events = session.scalars(
+        select(ScoreEvent).where(
+            ScoreEvent.contact_id == contact.id, ScoreEvent.occurred_at >= horizon
+        )
+    )
+    reasons = []
+    for event in events:
+        worth = decayed(event.points, event.occurred_at, now, rules.half_life)
+        where = f"{CHANNEL_NAMES.get(event.channel, event.channel)}, " if event.channel else ""
+        when = _ago(now - event.occurred_at)
+        reasons.append(Reason(worth, f"{worth:+.0f} {event.reason} ({where}{when})"))
+    reasons.sort(key=lambda r: abs(r.points), reverse=True)
+    return reasons[:limit]
