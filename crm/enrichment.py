@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from crm import lifecycle, scoring
+from crm import lifecycle, routing, scoring
 from crm.models import Channel, ChannelConsent, ConsentStatus, Contact, Direction, Interaction
 from crm.models.base import utcnow
 from crm.signals import HUMAN_REQUEST
@@ -71,6 +71,7 @@ class Outcome:
     skipped: list[int] = field(default_factory=list)  # already enriched, or gone
     signals: list[tuple[int, str]] = field(default_factory=list)  # (contact id, kind)
     promoted: list[int] = field(default_factory=list)  # contacts the score made MQLs
+    handoffs: list[int] = field(default_factory=list)  # contacts handed to a rep
 
 
 def _pending(session: Session, ids: Sequence[int]) -> list[Interaction]:
@@ -143,7 +144,36 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
             session, contact, rules.mql_threshold
         ):
             outcome.promoted.append(contact.id)
+    _hand_off_hot_leads(session, contacts, outcome, entries, now)
     return outcome
+
+
+def _hand_off_hot_leads(
+    session: Session,
+    contacts: dict[int, Contact],
+    outcome: Outcome,
+    entries: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """A new MQL, or a customer asking for a person, goes to a rep (one active handoff each)."""
+    asked = {
+        entry["contact_id"]: entry
+        for entry in entries
+        if entry["metadata"]["signal"] == HUMAN_REQUEST
+        and (entry["contact_id"], HUMAN_REQUEST) in outcome.signals
+    }
+    for contact_id, entry in asked.items():
+        trigger = routing.Trigger(
+            HUMAN_REQUEST, entry["body"], entry["metadata"]["source_interaction_id"]
+        )
+        if routing.hand_off(session, contacts[contact_id], trigger, now=now):
+            outcome.handoffs.append(contact_id)
+    for contact_id in outcome.promoted:
+        contact = contacts[contact_id]
+        why = "; ".join(str(r) for r in scoring.explain(session, contact, now=now, limit=3))
+        trigger = routing.Trigger("mql", f"score {contact.score}: {why}")
+        if routing.hand_off(session, contact, trigger, now=now):
+            outcome.handoffs.append(contact_id)
 
 
 def _score_events(row: Interaction, signal: Signals, kinds: set[str]) -> list[scoring.Event]:

@@ -1,7 +1,8 @@
 """Hot-lead signals: a customer asked for a person (USSD or voice callback, "agent" by text).
 
-A signal is a timeline entry the rep can see, and what the scoring and handoff work reads to
-route the lead; recording it twice for the same source interaction is a no-op.
+A signal is a timeline entry the rep can see; a request for a person or a call back also hands
+the lead to a rep (``crm.routing``). Recording it twice for the same source interaction is a
+no-op.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm.models import Channel, Direction, Interaction
+from crm.models import Channel, Contact, Direction, Interaction
+from crm.routing import Trigger, hand_off
 from crm.timeline import add_entry
 
 CALLBACK_REQUEST = "callback_request"
@@ -40,7 +42,7 @@ def record_signal(
         )
         if existing is not None:
             return None
-    return add_entry(
+    entry = add_entry(
         session=session,
         contact_id=contact_id,
         channel=Channel.SYSTEM,
@@ -58,3 +60,7 @@ def record_signal(
             **(detail or {}),
         },
     )
+    if kind in (CALLBACK_REQUEST, HUMAN_REQUEST):
+        contact = session.get_one(Contact, contact_id)
+        hand_off(session, contact, Trigger(kind, summary, source_interaction_id))
+    return entry

@@ -9,6 +9,7 @@ from crm.models.contacts import (
     Identity,
     LifecycleStage,
 )
+from crm.models.handoffs import Handoff, HandoffStatus
 from crm.models.interactions import Channel, Direction, Interaction
 from crm.models.outbox import OutboxJob
 from crm.models.scoring import ScoreEvent
@@ -23,6 +24,8 @@ __all__ = [
     "Contact",
     "ContactTag",
     "Direction",
+    "Handoff",
+    "HandoffStatus",
     "Identity",
     "Interaction",
     "LifecycleStage",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm.models.base import Base, UTCDateTime, utcnow
+from crm.models.base import Base, JSONType, UTCDateTime, utcnow
 
 
 class Role(enum.StrEnum):
@@ -27,6 +28,12 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     phone: Mapped[str | None] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Routing (crm.routing): when the rep takes leads, and how many open ones at most.
+    # working_hours: {"mon": ["08:00", "17:00"], ...} in ``timezone``; empty: any time.
+    working_hours: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    lead_cap: Mapped[int | None] = mapped_column(Integer)  # None: no cap
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")

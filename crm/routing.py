@@ -1,0 +1,132 @@
+"""Who gets a hot lead: the contact's owner if they can take it, else the next available rep.
+
+A rep is available when active, within their working hours (in their time zone) and under
+their cap of open handoffs. Among available reps the one assigned longest ago goes first
+(round-robin that survives restarts and new reps). A contact has at most one active handoff:
+a second trigger while one is open is a no-op (enforced by a partial unique index, so two
+workers racing produce one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crm.models import Contact, Direction, Handoff, HandoffStatus, Role, User
+from crm.models.base import utcnow
+from crm.models.handoffs import ACTIVE, ACTIVE_SQL
+from crm.timeline import add_entry
+
+DEFAULT_SLA = timedelta(minutes=15)
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def in_working_hours(rep: User, now: datetime) -> bool:
+    """True when ``now`` is inside the rep's hours for that weekday; no hours set: any time."""
+    hours = rep.working_hours or {}
+    if not hours:
+        return True
+    try:
+        local = now.astimezone(ZoneInfo(rep.timezone or "UTC"))
+    except ZoneInfoNotFoundError:
+        local = now
+    span = hours.get(DAYS[local.weekday()])
+    if not span:
+        return False
+    start, end = (time.fromisoformat(value) for value in span)
+    return start <= local.time() < end
+
+
+def open_counts(session: Session) -> dict[int, int]:
+    rows = session.execute(
+        select(Handoff.rep_id, func.count())
+        .where(Handoff.status.in_(ACTIVE), Handoff.rep_id.is_not(None))
+        .group_by(Handoff.rep_id)
+    )
+    return {rep_id: count for rep_id, count in rows}
+
+
+def available(rep: User, counts: dict[int, int], now: datetime) -> bool:
+    under_cap = rep.lead_cap is None or counts.get(rep.id, 0) < rep.lead_cap
+    return rep.active and rep.role == Role.REP and under_cap and in_working_hours(rep, now)
+
+
+def pick_rep(session: Session, contact: Contact, now: datetime) -> User | None:
+    """The owner if available, else the available rep assigned longest ago; None if nobody."""
+    counts = open_counts(session)
+    if contact.owner_id is not None:
+        owner = session.get(User, contact.owner_id)
+        if owner is not None and available(owner, counts, now):
+            return owner
+    reps = session.scalars(
+        select(User)
+        .where(User.role == Role.REP, User.active.is_(True))
+        .order_by(User.last_assigned_at.asc().nulls_first(), User.id)
+    )
+    return next((rep for rep in reps if available(rep, counts, now)), None)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    reason: str  # mql | human_request | callback_request
+    summary: str
+    source_interaction_id: int | None = None
+
+
+def hand_off(
+    session: Session,
+    contact: Contact,
+    trigger: Trigger,
+    *,
+    now: datetime | None = None,
+    sla: timedelta = DEFAULT_SLA,
+) -> Handoff | None:
+    """Create the contact's handoff and assign it; None if one is already active."""
+    now = now or utcnow()
+    rep = pick_rep(session, contact, now)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = Handoff.__table__
+    statement = (
+        dialect.insert(table)
+        .values(
+            contact_id=contact.id,
+            rep_id=rep.id if rep else None,
+            reason=trigger.reason,
+            summary=trigger.summary[:500],
+            status=HandoffStatus.OPEN.value,
+            source_interaction_id=trigger.source_interaction_id,
+            created_at=now,
+            due_at=now + sla,
+        )
+        # The index's predicate as literal SQL: with bound parameters PostgreSQL could not
+        # always prove it matches the partial index (seen in bench/intelligence.py).
+        .on_conflict_do_nothing(index_elements=["contact_id"], index_where=ACTIVE_SQL)
+        .returning(table.c.id)
+    )
+    handoff_id = session.execute(statement).scalar_one_or_none()
+    if handoff_id is None:
+        return None
+    if rep is not None:
+        rep.last_assigned_at = now
+        contact.owner_id = rep.id
+    to = f"{rep.name or rep.email}" if rep else "nobody (no rep available)"
+    add_entry(
+        session=session,
+        contact_id=contact.id,
+        channel="system",
+        direction=Direction.INTERNAL,
+        body=f"Hot lead handed to {to}: {trigger.summary}",
+        meta={
+            "event": "handoff",
+            "handoff_id": handoff_id,
+            "reason": trigger.reason,
+            "rep_id": rep.id if rep else None,
+            "due_at": (now + sla).isoformat(),
+        },
+    )
+    return session.get_one(Handoff, handoff_id)
