@@ -19,7 +19,7 @@ row is committed before anything touches Redis.
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -47,6 +47,7 @@ class JobSpec:
 # process never imports worker code (or the model it loads).
 JOBS: dict[str, JobSpec] = {
     "enrich": JobSpec("workers.jobs.enrich_batch", "enrichment", timeout=300),
+    "handoff_sla": JobSpec("workers.jobs.check_handoff_sla", "default", timeout=60),
     "send": JobSpec(
         "workers.jobs.send_message",
         "messages",
@@ -127,9 +128,9 @@ def _jobs_for(rows: list[OutboxJob]) -> list[tuple[JobSpec, str, dict[str, Any],
     batched = [row for row in rows if row.job == "enrich"]
     for row in rows:
         if row.job != "enrich":
-            jobs.append(
-                (JOBS[row.job], job_id(row.id), {"outbox_id": row.id, **row.payload}, [row])
-            )
+            kwargs = {"outbox_id": row.id, **row.payload}
+            kwargs.pop("run_at", None)
+            jobs.append((JOBS[row.job], job_id(row.id), kwargs, [row]))
     for start in range(0, len(batched), ENRICH_BATCH):
         chunk = batched[start : start + ENRICH_BATCH]
         name = (
@@ -146,8 +147,13 @@ def _jobs_for(rows: list[OutboxJob]) -> list[tuple[JobSpec, str, dict[str, Any],
 def _enqueue_rows(connection: redis.Redis, rows: list[OutboxJob]) -> None:
     """Enqueue rows as RQ jobs, grouped per queue, in one Redis pipeline."""
     by_queue: dict[str, list[Any]] = {}
+    later: list[tuple[JobSpec, str, dict[str, Any], datetime]] = []
     jobs = _jobs_for(rows)
-    for spec, name, kwargs, _carried in jobs:
+    for spec, name, kwargs, carried in jobs:
+        run_at = carried[0].payload.get("run_at")
+        if run_at:  # a deadline: RQ's scheduler enqueues it then
+            later.append((spec, name, kwargs, datetime.fromisoformat(run_at)))
+            continue
         by_queue.setdefault(spec.queue, []).append(
             Queue.prepare_data(
                 spec.func,
@@ -162,6 +168,12 @@ def _enqueue_rows(connection: redis.Redis, rows: list[OutboxJob]) -> None:
     with connection.pipeline() as pipe:
         for queue_name, datas in by_queue.items():
             Queue(queue_name, connection=connection).enqueue_many(datas, pipeline=pipe)
+        for spec, name, kwargs, run_at in later:
+            queue = Queue(spec.queue, connection=connection)
+            job = queue.create_job(
+                spec.func, kwargs=kwargs, job_id=name, timeout=spec.timeout, result_ttl=3600
+            )
+            queue.schedule_job(job, run_at, pipeline=pipe)
         pipe.execute()
     now = utcnow()
     for _spec, name, _kwargs, carried in jobs:

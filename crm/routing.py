@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from crm import outbox
 from crm.models import Contact, Direction, Handoff, HandoffStatus, Role, User
 from crm.models.base import utcnow
 from crm.models.handoffs import ACTIVE, ACTIVE_SQL
@@ -56,10 +57,12 @@ def available(rep: User, counts: dict[int, int], now: datetime) -> bool:
     return rep.active and rep.role == Role.REP and under_cap and in_working_hours(rep, now)
 
 
-def pick_rep(session: Session, contact: Contact, now: datetime) -> User | None:
+def pick_rep(
+    session: Session, contact: Contact, now: datetime, exclude: tuple[int, ...] = ()
+) -> User | None:
     """The owner if available, else the available rep assigned longest ago; None if nobody."""
     counts = open_counts(session)
-    if contact.owner_id is not None:
+    if contact.owner_id is not None and contact.owner_id not in exclude:
         owner = session.get(User, contact.owner_id)
         if owner is not None and available(owner, counts, now):
             return owner
@@ -68,7 +71,9 @@ def pick_rep(session: Session, contact: Contact, now: datetime) -> User | None:
         .where(User.role == Role.REP, User.active.is_(True))
         .order_by(User.last_assigned_at.asc().nulls_first(), User.id)
     )
-    return next((rep for rep in reps if available(rep, counts, now)), None)
+    return next(
+        (rep for rep in reps if rep.id not in exclude and available(rep, counts, now)), None
+    )
 
 
 @dataclass(frozen=True)
@@ -85,10 +90,12 @@ def hand_off(
     *,
     now: datetime | None = None,
     sla: timedelta = DEFAULT_SLA,
+    exclude: tuple[int, ...] = (),
 ) -> Handoff | None:
-    """Create the contact's handoff and assign it; None if one is already active."""
+    """Create the contact's handoff, assign it (never to a rep in ``exclude``) and schedule its
+    SLA check; None if one is already active."""
     now = now or utcnow()
-    rep = pick_rep(session, contact, now)
+    rep = pick_rep(session, contact, now, exclude)
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     table = Handoff.__table__
     statement = (
@@ -114,6 +121,7 @@ def hand_off(
     if rep is not None:
         rep.last_assigned_at = now
         contact.owner_id = rep.id
+    outbox.add(session, "handoff_sla", handoff_id=handoff_id, run_at=(now + sla).isoformat())
     to = f"{rep.name or rep.email}" if rep else "nobody (no rep available)"
     add_entry(
         session=session,

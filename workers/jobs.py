@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from crm import enrichment, outbox
+from crm import enrichment, handoffs, outbox
 from crm.messaging import perform_send
 from crm.models import Interaction
 from workers.context import runtime
@@ -47,3 +47,13 @@ def send_message(*, outbox_id: int, interaction_id: int) -> None:
             status_callback=rt.status_callback_url(adapter.name, interaction_id),
         )
         outbox.mark_done(session, outbox_id)
+
+
+def check_handoff_sla(*, outbox_id: int, handoff_id: int) -> None:
+    """At a handoff's deadline: escalate it if the lead is still untouched."""
+    rt = runtime()
+    with rt.session() as session:
+        outcome = handoffs.check_sla(session, handoff_id)
+        if outcome != "not_due":  # early (a clock ahead): the sweeper schedules it again
+            outbox.mark_done(session, outbox_id)
+    log.info("handoff %s SLA check: %s", handoff_id, outcome)

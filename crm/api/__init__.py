@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 
 from crm.consent import NothingToReview, OptedOut
 from crm.contacts import ContactNotFound, MergeError
+from crm.handoffs import HandoffError, NotYourHandoff
 from crm.messaging import SendRefused
 from crm.phones import InvalidPhoneNumber
 from crm.timeline import InvalidCursor
@@ -19,6 +20,8 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (OptedOut, 409),
     (MergeError, 409),
     (NothingToReview, 409),
+    (NotYourHandoff, 404),
+    (HandoffError, 409),
     (InvalidCursor, 400),
 ]
 
@@ -32,4 +35,4 @@ def _register_error(exc_type: type[Exception], status: int) -> None:
 for _exc_type, _status in _ERRORS:
     _register_error(_exc_type, _status)
 
-from crm.api import contacts, messages  # noqa: E402,F401  (routes register on import)
+from crm.api import contacts, handoffs, messages  # noqa: E402,F401  (routes register on import)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from crm.api import api
 from crm.api.auth import api_view, json_body
 from crm.api.serializers import interaction_json
+from crm.handoffs import record_first_touch
 from crm.messaging import SendRefused, provider_for, queue_message
 
 
@@ -38,4 +39,5 @@ def send_message(*, session: Session):  # type: ignore[no-untyped-def]
         default_region=runtime.settings.default_region,
         author_id=g.user.id,
     )
+    record_first_touch(session, contact_id, g.user.id)  # a rep's reply ends a handoff's clock
     return interaction_json(interaction), 202

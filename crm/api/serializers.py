@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm.models import Contact, Interaction
+from crm.models import Contact, Handoff, Interaction
 
 
 def contact_json(contact: Contact) -> dict[str, Any]:
@@ -61,4 +61,20 @@ def interaction_json(interaction: Interaction) -> dict[str, Any]:
             else None
         ),
         "created_at": interaction.created_at.isoformat(),
+    }
+
+
+def handoff_json(handoff: Handoff) -> dict[str, Any]:
+    return {
+        "id": handoff.id,
+        "contact_id": handoff.contact_id,
+        "rep_id": handoff.rep_id,
+        "reason": handoff.reason,
+        "summary": handoff.summary,
+        "status": handoff.status,
+        "created_at": handoff.created_at.isoformat(),
+        "due_at": handoff.due_at.isoformat(),
+        "first_touch_at": handoff.first_touch_at.isoformat() if handoff.first_touch_at else None,
+        "speed_to_lead_s": handoff.speed_to_lead_s,
+        "reject_reason": handoff.reject_reason,
     }

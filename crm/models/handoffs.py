@@ -49,3 +49,4 @@ class Handoff(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     first_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     speed_to_lead_s: Mapped[int | None] = mapped_column(Integer)
+    reject_reason: Mapped[str | None] = mapped_column(String(40))
