@@ -58,7 +58,7 @@ JOBS: dict[str, JobSpec] = {
 QUEUES = ["messages", "enrichment", "default"]
 # A row the sweeper has enqueued this many times is left pending for a person to look at.
 MAX_SWEEP_ATTEMPTS = 5
-ENRICH_BATCH = 256  # rows per enrichment job
+ENRICH_BATCH = 512  # rows per enrichment job
 
 _PENDING = "outbox_pending"
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
