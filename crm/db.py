@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, Select, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -65,3 +67,25 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def skip_locked(session: Session, query: Select[Any]) -> Select[Any]:
+    """FOR UPDATE SKIP LOCKED on PostgreSQL, so concurrent workers split rows instead of
+    waiting on each other; SQLite serializes writers anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def insert_skipping_conflicts(
+    session: Session,
+    target: Any,
+    index_elements: list[str],
+    index_where: Any = None,
+) -> Insert:
+    """``INSERT ... ON CONFLICT (index_elements) DO NOTHING`` in the session's dialect
+    (PostgreSQL or SQLite); add ``.values`` / ``.returning`` as needed."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(target).on_conflict_do_nothing(
+        index_elements=index_elements, index_where=index_where
+    )

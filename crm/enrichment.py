@@ -21,13 +21,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm import lifecycle, routing, scoring
+from crm.db import insert_skipping_conflicts, skip_locked
 from crm.models import Channel, ChannelConsent, ConsentStatus, Contact, Direction, Interaction
 from crm.models.base import utcnow
-from crm.signals import HUMAN_REQUEST
+from crm.signals import HUMAN_REQUEST, signal_values
 from intelligence.signals import Signals
 from intelligence.text import has_words, normalize
 
@@ -80,10 +80,8 @@ def _pending(session: Session, ids: Sequence[int]) -> list[Interaction]:
         .where(Interaction.id.in_(ids), Interaction.enriched_at.is_(None))
         .order_by(Interaction.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # Two workers holding overlapping batches (a sweep re-enqueued one) split them.
-        query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    # Two workers holding overlapping batches (a sweep re-enqueued one) split them.
+    return list(session.scalars(skip_locked(session, query)))
 
 
 def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify) -> Outcome:
@@ -128,12 +126,13 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
         contact = contacts.get(row.contact_id)
         if contact is None or row.direction != Direction.INBOUND:
             continue
+        if not has_words(normalize(text)):
+            continue  # numbers or punctuation (a USSD choice): says nothing about the person
         paused = (contact.id, row.channel) in opted_out
         found = _roll_up(contact, row, text, signal, already_opted_out=paused, now=now)
         entries.extend(found)
-        if has_words(normalize(text)):
-            kinds = {entry["metadata"]["signal"] for entry in found}
-            score_events.setdefault(contact, []).extend(_score_events(row, signal, kinds))
+        kinds = {entry["metadata"]["signal"] for entry in found}
+        score_events.setdefault(contact, []).extend(_score_events(row, signal, kinds))
     session.flush()
     outcome.signals = _insert_entries(session, entries)
     rules = scoring.load_rules()
@@ -193,13 +192,10 @@ def _insert_entries(session: Session, entries: list[dict[str, Any]]) -> list[tup
     """Insert the signal entries not already on the timeline; (contact id, kind) of each."""
     if not entries:
         return []
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     table = Interaction.__table__
-    statement = (
-        dialect.insert(table)
-        .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
-        .returning(table.c.contact_id, table.c.metadata)
-    )
+    statement = insert_skipping_conflicts(
+        session, table, ["provider", "provider_message_id"]
+    ).returning(table.c.contact_id, table.c.metadata)
     # executemany: multi-row batches from a statement compiled once.
     return [
         (contact_id, meta["signal"]) for contact_id, meta in session.execute(statement, entries)
@@ -216,8 +212,6 @@ def _roll_up(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """Update the contact from one message's signals; the timeline entries it calls for."""
-    if not has_words(normalize(text)):
-        return []  # numbers or punctuation (a USSD choice): says nothing about the person
     before = contact.sentiment
     previous = contact.sentiment_score
     score = (
@@ -257,20 +251,13 @@ REQUESTS = {
 def _entry(
     contact: Contact, row: Interaction, kind: str, summary: str, now: datetime
 ) -> dict[str, Any]:
-    """A signal entry as ``crm.signals.record_signal`` writes it (same key: one per kind and
-    source message)."""
-    return {
-        "contact_id": contact.id,
-        "channel": Channel.SYSTEM.value,
-        "direction": Direction.INTERNAL.value,
-        "body": summary,
-        "provider": "signal",
-        "provider_message_id": f"{kind}:{row.id}",
-        "metadata": {
-            "event": "signal",
-            "signal": kind,
-            "source_channel": row.channel,
-            "source_interaction_id": row.id,
+    return signal_values(
+        contact_id=contact.id,
+        kind=kind,
+        source_channel=row.channel,
+        source_interaction_id=row.id,
+        summary=summary,
+        detail={
             "intent": row.intent,
             "intent_confidence": row.intent_confidence,
             "sentiment": row.sentiment,
@@ -278,8 +265,8 @@ def _entry(
             "contact_sentiment": contact.sentiment,
             "model_version": row.model_version,
         },
-        "created_at": now,
-    }
+        created_at=now,
+    )
 
 
 def _snippet(text: str) -> str:

@@ -14,11 +14,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm.models import Contact, Direction, Handoff, HandoffStatus, User
+from crm.models import Contact, Handoff, HandoffStatus, User
 from crm.models.base import utcnow
 from crm.models.handoffs import ACTIVE
-from crm.routing import Trigger, hand_off
-from crm.timeline import add_entry
+from crm.routing import Trigger, hand_off, note_handoff
 
 REJECT_REASONS = ("not_my_area", "too_busy", "duplicate", "not_a_lead", "wrong_language")
 
@@ -32,14 +31,7 @@ class NotYourHandoff(HandoffError):
 
 
 def _note(session: Session, handoff: Handoff, body: str, **meta: object) -> None:
-    add_entry(
-        session=session,
-        contact_id=handoff.contact_id,
-        channel="system",
-        direction=Direction.INTERNAL,
-        body=body,
-        meta={"event": "handoff", "handoff_id": handoff.id, **meta},
-    )
+    note_handoff(session, handoff.contact_id, handoff.id, body, **meta)
 
 
 def _reassign(

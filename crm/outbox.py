@@ -29,6 +29,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from crm.db import skip_locked
 from crm.models import OutboxJob
 from crm.models.base import utcnow
 
@@ -183,13 +184,6 @@ def _enqueue_rows(connection: redis.Redis, rows: list[OutboxJob]) -> None:
             row.rq_job_id = name
 
 
-def _lockable(session: Session, query: Any) -> Any:
-    """SKIP LOCKED on PostgreSQL so concurrent relays and sweepers split the work."""
-    if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
-
-
 def relay(*, session: Session, connection: redis.Redis, ids: list[int]) -> int:
     """Enqueue announced rows that are still waiting. Returns how many were enqueued."""
     if not ids:
@@ -197,7 +191,7 @@ def relay(*, session: Session, connection: redis.Redis, ids: list[int]) -> int:
     query = select(OutboxJob).where(
         OutboxJob.id.in_(ids), OutboxJob.done_at.is_(None), OutboxJob.enqueued_at.is_(None)
     )
-    rows = list(session.scalars(_lockable(session, query)))
+    rows = list(session.scalars(skip_locked(session, query)))
     if rows:
         _enqueue_rows(connection, rows)
     return len(rows)
@@ -231,7 +225,7 @@ def sweep(
     )
     rows = [
         row
-        for row in session.scalars(_lockable(session, query))
+        for row in session.scalars(skip_locked(session, query))
         if not _job_is_active(connection, row)
     ]
     if rows:

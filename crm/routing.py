@@ -14,10 +14,10 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm import outbox
+from crm.db import insert_skipping_conflicts
 from crm.models import Contact, Direction, Handoff, HandoffStatus, Role, User
 from crm.models.base import utcnow
 from crm.models.handoffs import ACTIVE, ACTIVE_SQL
@@ -76,6 +76,20 @@ def pick_rep(
     )
 
 
+def note_handoff(
+    session: Session, contact_id: int, handoff_id: int, body: str, **meta: object
+) -> None:
+    """A handoff event on the contact's timeline."""
+    add_entry(
+        session=session,
+        contact_id=contact_id,
+        channel="system",
+        direction=Direction.INTERNAL,
+        body=body,
+        meta={"event": "handoff", "handoff_id": handoff_id, **meta},
+    )
+
+
 @dataclass(frozen=True)
 class Trigger:
     reason: str  # mql | human_request | callback_request
@@ -96,10 +110,11 @@ def hand_off(
     SLA check; None if one is already active."""
     now = now or utcnow()
     rep = pick_rep(session, contact, now, exclude)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     table = Handoff.__table__
+    # The index's predicate as literal SQL: with bound parameters PostgreSQL could not always
+    # prove it matches the partial index (seen in bench/intelligence.py).
     statement = (
-        dialect.insert(table)
+        insert_skipping_conflicts(session, table, ["contact_id"], index_where=ACTIVE_SQL)
         .values(
             contact_id=contact.id,
             rep_id=rep.id if rep else None,
@@ -110,9 +125,6 @@ def hand_off(
             created_at=now,
             due_at=now + sla,
         )
-        # The index's predicate as literal SQL: with bound parameters PostgreSQL could not
-        # always prove it matches the partial index (seen in bench/intelligence.py).
-        .on_conflict_do_nothing(index_elements=["contact_id"], index_where=ACTIVE_SQL)
         .returning(table.c.id)
     )
     handoff_id = session.execute(statement).scalar_one_or_none()
@@ -123,18 +135,13 @@ def hand_off(
         contact.owner_id = rep.id
     outbox.add(session, "handoff_sla", handoff_id=handoff_id, run_at=(now + sla).isoformat())
     to = f"{rep.name or rep.email}" if rep else "nobody (no rep available)"
-    add_entry(
-        session=session,
-        contact_id=contact.id,
-        channel="system",
-        direction=Direction.INTERNAL,
-        body=f"Hot lead handed to {to}: {trigger.summary}",
-        meta={
-            "event": "handoff",
-            "handoff_id": handoff_id,
-            "reason": trigger.reason,
-            "rep_id": rep.id if rep else None,
-            "due_at": (now + sla).isoformat(),
-        },
+    note_handoff(
+        session,
+        contact.id,
+        handoff_id,
+        f"Hot lead handed to {to}: {trigger.summary}",
+        reason=trigger.reason,
+        rep_id=rep.id if rep else None,
+        due_at=(now + sla).isoformat(),
     )
     return session.get_one(Handoff, handoff_id)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
+from crm.db import insert_skipping_conflicts
 from crm.models import Contact, ScoreEvent
 from crm.models.base import utcnow
 
@@ -137,12 +137,9 @@ def apply_events(
 def _insert_new(session: Session) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING what counted; run as executemany, which
     SQLAlchemy sends as multi-row batches with a statement compiled once."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     table = ScoreEvent.__table__
-    return (
-        dialect.insert(table)
-        .on_conflict_do_nothing(index_elements=["contact_id", "rule", "source"])
-        .returning(table.c.contact_id, table.c.points, table.c.occurred_at)
+    return insert_skipping_conflicts(session, table, ["contact_id", "rule", "source"]).returning(
+        table.c.contact_id, table.c.points, table.c.occurred_at
     )
 
 

@@ -7,17 +7,50 @@ no-op.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm.models import Channel, Contact, Direction, Interaction
+from crm.models import Channel, Contact, Direction
+from crm.models.base import utcnow
 from crm.routing import Trigger, hand_off
-from crm.timeline import add_entry
+from crm.timeline import insert_once
 
 CALLBACK_REQUEST = "callback_request"
 HUMAN_REQUEST = "human_request"
+
+
+def signal_values(
+    *,
+    contact_id: int,
+    kind: str,
+    source_channel: str,
+    source_interaction_id: int | None,
+    summary: str,
+    detail: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A signal's timeline row. Its key, ``<kind>:<source interaction id>``, makes a second
+    signal of the same kind for the same message a conflict, skipped on insert."""
+    return {
+        "contact_id": contact_id,
+        "channel": Channel.SYSTEM.value,
+        "direction": Direction.INTERNAL.value,
+        "body": summary,
+        "provider": "signal",
+        "provider_message_id": (
+            f"{kind}:{source_interaction_id}" if source_interaction_id is not None else None
+        ),
+        "metadata": {
+            "event": "signal",
+            "signal": kind,
+            "source_channel": source_channel,
+            "source_interaction_id": source_interaction_id,
+            **(detail or {}),
+        },
+        "created_at": created_at or utcnow(),
+    }
 
 
 def record_signal(
@@ -29,38 +62,21 @@ def record_signal(
     source_interaction_id: int | None,
     summary: str,
     detail: dict[str, Any] | None = None,
-) -> Interaction | None:
-    """Put a hot-lead signal on the contact's timeline; None if this source already has one."""
-    if source_interaction_id is not None:
-        existing = session.scalar(
-            select(Interaction.id).where(
-                Interaction.contact_id == contact_id,
-                Interaction.channel == Channel.SYSTEM,
-                Interaction.provider == "signal",
-                Interaction.provider_message_id == f"{kind}:{source_interaction_id}",
-            )
-        )
-        if existing is not None:
-            return None
-    entry = add_entry(
-        session=session,
-        contact_id=contact_id,
-        channel=Channel.SYSTEM,
-        direction=Direction.INTERNAL,
-        body=summary,
-        provider="signal",
-        provider_message_id=(
-            f"{kind}:{source_interaction_id}" if source_interaction_id is not None else None
+) -> int | None:
+    """Put a signal on the contact's timeline (and hand a request for a person to a rep); the
+    entry's id, or None if this source already has one."""
+    entry_id = insert_once(
+        session,
+        signal_values(
+            contact_id=contact_id,
+            kind=kind,
+            source_channel=source_channel,
+            source_interaction_id=source_interaction_id,
+            summary=summary,
+            detail=detail,
         ),
-        meta={
-            "event": "signal",
-            "signal": kind,
-            "source_channel": source_channel,
-            "source_interaction_id": source_interaction_id,
-            **(detail or {}),
-        },
     )
-    if kind in (CALLBACK_REQUEST, HUMAN_REQUEST):
+    if entry_id is not None and kind in (CALLBACK_REQUEST, HUMAN_REQUEST):
         contact = session.get_one(Contact, contact_id)
         hand_off(session, contact, Trigger(kind, summary, source_interaction_id))
-    return entry
+    return entry_id

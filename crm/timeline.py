@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from crm.db import insert_skipping_conflicts
 from crm.models import Direction, Interaction
 from crm.models.base import utcnow
 
@@ -173,11 +173,9 @@ def rep_is_handling(session: Session, contact_id: int, *, hours: int) -> bool:
 def insert_once(session: Session, values: dict[str, Any]) -> int | None:
     """Insert an interaction unless one with its (provider, provider message id) exists: the id,
     or None when it existed (a retried webhook, or a concurrent one that won)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(Interaction)
+        insert_skipping_conflicts(session, Interaction, ["provider", "provider_message_id"])
         .values(**values)
-        .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
         .returning(Interaction.id)
     )
     return session.execute(statement).scalar_one_or_none()
