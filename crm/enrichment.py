@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm import lifecycle, routing, scoring
+from crm.conversations import Arrival, record_arrivals
 from crm.db import insert_skipping_conflicts, skip_locked
 from crm.models import Channel, ChannelConsent, ConsentStatus, Contact, Direction, Interaction
 from crm.models.base import utcnow
@@ -71,7 +72,7 @@ class Outcome:
     skipped: list[int] = field(default_factory=list)  # already enriched, or gone
     signals: list[tuple[int, str]] = field(default_factory=list)  # (contact id, kind)
     promoted: list[int] = field(default_factory=list)  # contacts the score made MQLs
-    handoffs: list[int] = field(default_factory=list)  # contacts handed to a rep
+    handoffs: list[int] = field(default_factory=list)  # contacts queued for a rep
 
 
 def _pending(session: Session, ids: Sequence[int]) -> list[Interaction]:
@@ -114,6 +115,7 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
     }
     entries: list[dict[str, Any]] = []
     score_events: dict[Contact, list[scoring.Event]] = {}
+    arrivals: list[Arrival] = []
     now = utcnow()
     for row, text, signal in zip(rows, texts, signals, strict=True):
         row.sentiment = signal.sentiment
@@ -126,6 +128,10 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
         contact = contacts.get(row.contact_id)
         if contact is None or row.direction != Direction.INBOUND:
             continue
+        arrivals.append(Arrival(contact.id, row.channel, row.created_at, contact.owner_id))
+        if contact.last_touch_at is None or contact.last_touch_at <= row.created_at:
+            contact.last_touch_channel = row.channel
+            contact.last_touch_at = row.created_at
         if not has_words(normalize(text)):
             continue  # numbers or punctuation (a USSD choice): says nothing about the person
         paused = (contact.id, row.channel) in opted_out
@@ -134,6 +140,7 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
         kinds = {entry["metadata"]["signal"] for entry in found}
         score_events.setdefault(contact, []).extend(_score_events(row, signal, kinds))
     session.flush()
+    record_arrivals(session, arrivals)
     outcome.signals = _insert_entries(session, entries)
     rules = scoring.load_rules()
     counted = scoring.apply_events(session, score_events, rules, now)
@@ -143,18 +150,13 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
             session, contact, rules.mql_threshold
         ):
             outcome.promoted.append(contact.id)
-    _hand_off_hot_leads(session, contacts, outcome, entries, now)
+    _request_handoffs(session, outcome, entries)
     return outcome
 
 
-def _hand_off_hot_leads(
-    session: Session,
-    contacts: dict[int, Contact],
-    outcome: Outcome,
-    entries: list[dict[str, Any]],
-    now: datetime,
-) -> None:
-    """A new MQL, or a customer asking for a person, goes to a rep (one active handoff each)."""
+def _request_handoffs(session: Session, outcome: Outcome, entries: list[dict[str, Any]]) -> None:
+    """A new MQL, or a customer asking for a person, is queued for routing (``crm.routing``):
+    one ``handoff`` job each, run by a worker after this batch commits."""
     asked = {
         entry["contact_id"]: entry
         for entry in entries
@@ -165,13 +167,11 @@ def _hand_off_hot_leads(
         trigger = routing.Trigger(
             HUMAN_REQUEST, entry["body"], entry["metadata"]["source_interaction_id"]
         )
-        if routing.hand_off(session, contacts[contact_id], trigger, now=now):
-            outcome.handoffs.append(contact_id)
+        routing.request_handoff(session, contact_id, trigger)
+        outcome.handoffs.append(contact_id)
     for contact_id in outcome.promoted:
-        contact = contacts[contact_id]
-        why = "; ".join(str(r) for r in scoring.explain(session, contact, now=now, limit=3))
-        trigger = routing.Trigger("mql", f"score {contact.score}: {why}")
-        if routing.hand_off(session, contact, trigger, now=now):
+        if contact_id not in asked:
+            routing.request_handoff(session, contact_id, routing.Trigger(routing.MQL, ""))
             outcome.handoffs.append(contact_id)
 
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from crm.models import Contact, Handoff, HandoffStatus, User
 from crm.models.base import utcnow
 from crm.models.handoffs import ACTIVE
-from crm.routing import Trigger, hand_off, note_handoff
+from crm.notifications import notify_admins
+from crm.routing import Trigger, hand_off, note_handoff, pick_rep
 
 REJECT_REASONS = ("not_my_area", "too_busy", "duplicate", "not_a_lead", "wrong_language")
 
@@ -61,9 +62,22 @@ def check_sla(session: Session, handoff_id: int, now: datetime | None = None) ->
     handoff.status = HandoffStatus.ESCALATED.value
     rep = session.get(User, handoff.rep_id) if handoff.rep_id else None
     who = rep.name or rep.email if rep else "nobody"
-    summary = f"escalated: {who} did not touch the lead in time ({handoff.summary})"
-    successor = _reassign(session, handoff, "escalation", summary, now)
-    if successor is None or successor.rep_id is None:
+    contact = session.get_one(Contact, handoff.contact_id)
+    exclude = (handoff.rep_id,) if handoff.rep_id else ()
+    successor = None
+    if pick_rep(session, contact, now, exclude) is not None:
+        summary = f"escalated: {who} did not touch the lead in time ({handoff.summary})"
+        successor = _reassign(session, handoff, "escalation", summary, now)
+    if successor is None:
+        # Nobody can take it now: the admins own the problem (once, not every SLA period).
+        notify_admins(
+            session,
+            "escalation",
+            f"SLA missed on lead {contact.name or '#' + str(contact.id)} ({handoff.reason}) "
+            f"by {who} and no rep is available: {handoff.summary}",
+            contact_id=contact.id,
+            handoff_id=handoff.id,
+        )
         _note(
             session,
             handoff,

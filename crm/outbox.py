@@ -48,7 +48,16 @@ class JobSpec:
 # process never imports worker code (or the model it loads).
 JOBS: dict[str, JobSpec] = {
     "enrich": JobSpec("workers.jobs.enrich_batch", "enrichment", timeout=300),
+    "handoff": JobSpec(
+        "workers.jobs.route_lead", "default", timeout=60, retry=Retry(max=3, interval=[5, 30, 120])
+    ),
     "handoff_sla": JobSpec("workers.jobs.check_handoff_sla", "default", timeout=60),
+    "notify_sms": JobSpec(
+        "workers.jobs.send_notification_sms",
+        "messages",
+        timeout=60,
+        retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]),
+    ),
     "send": JobSpec(
         "workers.jobs.send_message",
         "messages",

@@ -5,6 +5,11 @@ their cap of open handoffs. Among available reps the one assigned longest ago go
 (round-robin that survives restarts and new reps). A contact has at most one active handoff:
 a second trigger while one is open is a no-op (enforced by a partial unique index, so two
 workers racing produce one).
+
+Triggers (a new MQL, a request for a person or a call back) do not route in place: they write a
+``handoff`` outbox job (:func:`request_handoff`) in their own transaction, and a worker routes
+it (:func:`route_lead`). The enrichment batch and the webhooks stay fast, and a trigger is never
+lost. The assigned rep is notified in the app and by SMS (``crm.notifications``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from crm.db import insert_skipping_conflicts
 from crm.models import Contact, Direction, Handoff, HandoffStatus, Role, User
 from crm.models.base import utcnow
 from crm.models.handoffs import ACTIVE, ACTIVE_SQL
+from crm.notifications import notify
 from crm.timeline import add_entry
 
 DEFAULT_SLA = timedelta(minutes=15)
@@ -92,9 +98,52 @@ def note_handoff(
 
 @dataclass(frozen=True)
 class Trigger:
-    reason: str  # mql | human_request | callback_request
+    reason: str  # mql | human_request | callback_request | escalation
     summary: str
     source_interaction_id: int | None = None
+
+
+MQL = "mql"
+
+
+def request_handoff(session: Session, contact_id: int, trigger: Trigger) -> int:
+    """Queue the routing of a hot lead (outbox job ``handoff``); the outbox row's id."""
+    return outbox.add(
+        session,
+        "handoff",
+        contact_id=contact_id,
+        reason=trigger.reason,
+        summary=trigger.summary[:500],
+        source_interaction_id=trigger.source_interaction_id,
+    )
+
+
+def route_lead(
+    session: Session, contact_id: int, trigger: Trigger, now: datetime | None = None
+) -> Handoff | None:
+    """The ``handoff`` job: route the lead unless it has an active handoff already (or is gone).
+
+    An MQL's summary is written here, from the score's explanation at routing time."""
+    from crm import scoring  # scoring imports nothing of routing; kept local to stay light
+
+    now = now or utcnow()
+    contact = session.get(Contact, contact_id)
+    while contact is not None and contact.merged_into_id is not None:
+        contact = session.get(Contact, contact.merged_into_id)
+    if contact is None:
+        return None
+    if trigger.reason == MQL and not trigger.summary:
+        why = "; ".join(str(r) for r in scoring.explain(session, contact, now=now, limit=3))
+        trigger = Trigger(MQL, f"score {contact.score}: {why}", trigger.source_interaction_id)
+    return hand_off(session, contact, trigger, now=now)
+
+
+def lead_notice(contact: Contact, trigger: Trigger, sla: timedelta) -> str:
+    """The rep's notice: who, why hot, and the deadline."""
+    phone = next((i.value for i in contact.identities if i.kind == "phone"), "")
+    who = " ".join(part for part in (contact.name or "", phone) if part) or f"#{contact.id}"
+    minutes = int(sla.total_seconds() // 60)
+    return f"Hot lead {who} ({trigger.reason}): {trigger.summary} Reply within {minutes} min."
 
 
 def hand_off(
@@ -133,6 +182,14 @@ def hand_off(
     if rep is not None:
         rep.last_assigned_at = now
         contact.owner_id = rep.id
+        notify(
+            session,
+            rep,
+            "hot_lead",
+            lead_notice(contact, trigger, sla),
+            contact_id=contact.id,
+            handoff_id=handoff_id,
+        )
     outbox.add(session, "handoff_sla", handoff_id=handoff_id, run_at=(now + sla).isoformat())
     to = f"{rep.name or rep.email}" if rep else "nobody (no rep available)"
     note_handoff(

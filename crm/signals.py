@@ -1,8 +1,8 @@
 """Hot-lead signals: a customer asked for a person (USSD or voice callback, "agent" by text).
 
-A signal is a timeline entry the rep can see; a request for a person or a call back also hands
-the lead to a rep (``crm.routing``). Recording it twice for the same source interaction is a
-no-op.
+A signal is a timeline entry the rep can see; a request for a person or a call back also
+queues the lead for a rep (``crm.routing``), and a call back request scores (``crm.scoring``).
+Recording it twice for the same source interaction is a no-op.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from crm.models import Channel, Contact, Direction
 from crm.models.base import utcnow
-from crm.routing import Trigger, hand_off
+from crm.routing import Trigger, request_handoff
+from crm.scoring import Event, apply_events
 from crm.timeline import insert_once
 
 CALLBACK_REQUEST = "callback_request"
@@ -77,6 +78,11 @@ def record_signal(
         ),
     )
     if entry_id is not None and kind in (CALLBACK_REQUEST, HUMAN_REQUEST):
-        contact = session.get_one(Contact, contact_id)
-        hand_off(session, contact, Trigger(kind, summary, source_interaction_id))
+        if kind == CALLBACK_REQUEST and source_interaction_id is not None:
+            contact = session.get_one(Contact, contact_id)
+            event = Event(
+                CALLBACK_REQUEST, f"interaction:{source_interaction_id}", utcnow(), source_channel
+            )
+            apply_events(session, {contact: [event]})
+        request_handoff(session, contact_id, Trigger(kind, summary, source_interaction_id))
     return entry_id

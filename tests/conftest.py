@@ -209,10 +209,14 @@ def webhooks(client: FlaskClient) -> Webhooks:
 
 def run_jobs(rt: Runtime) -> None:
     """Relay announced outbox rows, then run every queued job for real, in-process, with an
-    RQ burst worker."""
-    relay_once(rt)
+    RQ burst worker; again while the jobs wrote outbox rows of their own (an enrichment queues a
+    handoff, a handoff a notification). Jobs scheduled for later stay scheduled."""
     use(rt)
-    SimpleWorker(outbox.QUEUES, connection=rt.redis).work(burst=True)
+    relay_once(rt)
+    while True:
+        SimpleWorker(outbox.QUEUES, connection=rt.redis).work(burst=True)
+        if not relay_once(rt):
+            break
 
 
 def make_token(rt: Runtime, role: Role = Role.REP, email: str | None = None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from crm import enrichment, handoffs, outbox
+from crm import enrichment, handoffs, notifications, outbox, routing
 from crm.messaging import perform_send
 from crm.models import Interaction
 from workers.context import runtime
@@ -57,3 +57,25 @@ def check_handoff_sla(*, outbox_id: int, handoff_id: int) -> None:
         if outcome != "not_due":  # early (a clock ahead): the sweeper schedules it again
             outbox.mark_done(session, outbox_id)
     log.info("handoff %s SLA check: %s", handoff_id, outcome)
+
+
+def route_lead(
+    *, outbox_id: int, contact_id: int, reason: str, summary: str, source_interaction_id: int | None
+) -> None:
+    """Hand a hot lead to a rep (crm.routing): assign, notify, start the SLA clock."""
+    rt = runtime()
+    with rt.session() as session:
+        trigger = routing.Trigger(reason, summary, source_interaction_id)
+        handoff = routing.route_lead(session, contact_id, trigger)
+        outbox.mark_done(session, outbox_id)
+    if handoff is not None:
+        log.info("contact %s handed off (%s) to rep %s", contact_id, reason, handoff.rep_id)
+
+
+def send_notification_sms(*, outbox_id: int, notification_id: int) -> None:
+    """Text a notification to its user's phone; retryable provider errors re-raise."""
+    rt = runtime()
+    with rt.session() as session:
+        status = notifications.send_sms(session, notification_id, rt.adapters["twilio"])
+        outbox.mark_done(session, outbox_id)
+    log.info("notification %s SMS: %s", notification_id, status)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from rq import SimpleWorker
 
 from crm import outbox
+from crm.conversations import wake_snoozed
 from crm.runtime import Runtime
 from crm.ussd import close_stale_sessions
 from workers.context import use
@@ -32,9 +33,11 @@ def relay_once(runtime: Runtime, *, block_seconds: float = 0) -> int:
 
 
 def sweep_once(runtime: Runtime) -> int:
-    """Enqueue outbox rows Redis missed, and close USSD sessions the gateway never ended."""
+    """Enqueue outbox rows Redis missed, close USSD sessions the gateway never ended, and
+    reopen conversations whose snooze ran out."""
     with runtime.session() as session:
         close_stale_sessions(session=session, ttl_seconds=runtime.settings.ussd_session_ttl)
+        wake_snoozed(session)
     with runtime.session() as session:
         return outbox.sweep(
             session=session,

@@ -9,8 +9,11 @@ from crm.models.contacts import (
     Identity,
     LifecycleStage,
 )
+from crm.models.conversations import Conversation, ConversationStatus
+from crm.models.deals import Deal
 from crm.models.handoffs import Handoff, HandoffStatus
 from crm.models.interactions import Channel, Direction, Interaction
+from crm.models.notifications import Notification
 from crm.models.outbox import OutboxJob
 from crm.models.scoring import ScoreEvent
 from crm.models.users import ApiToken, Role, User
@@ -23,12 +26,16 @@ __all__ = [
     "ConsentStatus",
     "Contact",
     "ContactTag",
+    "Conversation",
+    "ConversationStatus",
+    "Deal",
     "Direction",
     "Handoff",
     "HandoffStatus",
     "Identity",
     "Interaction",
     "LifecycleStage",
+    "Notification",
     "OutboxJob",
     "Role",
     "ScoreEvent",

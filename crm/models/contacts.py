@@ -44,6 +44,10 @@ class Contact(Base):
     first_touch_channel: Mapped[str | None] = mapped_column(String(20))
     # The campaigns table arrives with the campaigns issue; the foreign key is added then.
     first_touch_campaign_id: Mapped[int | None] = mapped_column(Integer)
+    # The channel (and campaign, once campaigns exist) of the contact's latest inbound message.
+    last_touch_channel: Mapped[str | None] = mapped_column(String(20))
+    last_touch_campaign_id: Mapped[int | None] = mapped_column(Integer)
+    last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # Set when this contact was merged into another one; the row stays as a tombstone so old
     # links (API clients, exports) can be redirected to the survivor.

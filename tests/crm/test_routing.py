@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from crm.models import Contact, Handoff, Interaction, Role, User
+from crm.models import Contact, Handoff, Interaction, Notification, Role, ScoreEvent, User
 from crm.routing import Trigger, hand_off, in_working_hours
 from crm.runtime import Runtime
 from crm.users import create_user
@@ -128,9 +128,17 @@ def test_a_ussd_call_back_request_hands_the_lead_to_a_rep(runtime: Runtime, webh
     webhooks.ussd("")
     assert webhooks.ussd("4").get_data(as_text=True).startswith("END")
     with runtime.session() as session:
+        assert session.scalar(select(Handoff)) is None  # routed by a worker, not the webhook
+        [event] = session.scalars(select(ScoreEvent)).all()
+        assert (event.rule, event.points) == ("callback_request", 25)
+    run_jobs(runtime)
+    with runtime.session() as session:
         handoff = session.scalar(select(Handoff))
         assert handoff is not None and handoff.reason == "callback_request"
         assert handoff.rep_id == ama
+        [notice] = session.scalars(select(Notification)).all()
+        assert notice.user_id == ama and notice.handoff_id == handoff.id
+        assert notice.body.startswith("Hot lead") and "callback_request" in notice.body
 
 
 def test_a_batch_promoting_many_leads_hands_each_off_once(runtime: Runtime, webhooks: Webhooks):
