@@ -83,6 +83,16 @@ def record_arrivals(session: Session, arrivals: Iterable[Arrival]) -> None:
     )
 
 
+def assign_contact(session: Session, contact_id: int, user_id: int) -> None:
+    """The contact's threads go to ``user_id`` (a handoff routed the lead to them)."""
+    session.execute(
+        update(Conversation)
+        .where(Conversation.contact_id == contact_id)
+        .values(assignee_id=user_id, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
 def thread(session: Session, contact_id: int, channel: str) -> Conversation:
     """The contact's thread on ``channel``, created if it has none."""
     found = session.scalar(

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm import outbox
+from crm.conversations import assign_contact
 from crm.db import insert_skipping_conflicts
 from crm.models import Contact, Direction, Handoff, HandoffStatus, Role, User
 from crm.models.base import utcnow
@@ -182,6 +183,7 @@ def hand_off(
     if rep is not None:
         rep.last_assigned_at = now
         contact.owner_id = rep.id
+        assign_contact(session, contact.id, rep.id)
         notify(
             session,
             rep,

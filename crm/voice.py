@@ -24,11 +24,13 @@ from channels import twilio_voice
 from channels.base import CallEvent
 from crm import outbox
 from crm.contacts import resolve_by_phone
+from crm.handoffs import record_first_touch
 from crm.menu_actions import apply_effects, template_data
 from crm.models import Channel, Contact, Direction, Interaction, Role, User
 from crm.models.base import utcnow
 from crm.phones import to_e164
 from crm.runtime import Runtime
+from crm.scoring import Event, apply_events
 from crm.signals import CALLBACK_REQUEST, record_signal
 from crm.timeline import add_entry, insert_once
 
@@ -203,9 +205,21 @@ def answer_dial_outcome(*, runtime: Runtime, event: CallEvent) -> str:
             dial={**dialled, "status": event.dial_status, "duration_s": event.dial_duration_s},
         )
         if event.dial_status == "completed":
+            _talked_to_a_person(session, call, dialled.get("to"))
             return twilio_voice.say_and_hang_up("Thank you for calling. Goodbye.")
         _update(call, missed=True)
         return _voicemail_twiml()
+
+
+def _talked_to_a_person(session: Session, call: Interaction, rep_number: str | None) -> None:
+    """A rep picked up: the lead scores for a call answered, and it is the rep's first touch."""
+    contact = session.get_one(Contact, call.contact_id)
+    apply_events(
+        session, {contact: [Event("call_answered", f"call:{call.id}", utcnow(), Channel.VOICE)]}
+    )
+    rep_id = session.scalar(select(User.id).where(User.phone == rep_number)) if rep_number else None
+    if rep_id is not None:
+        record_first_touch(session, contact.id, rep_id)
 
 
 def record_voicemail(*, runtime: Runtime, event: CallEvent) -> str:

@@ -70,7 +70,7 @@ def test_tokens_create_prints_a_token_that_works(runtime: Runtime, client: Flask
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 200
-    assert response.json == {"data": []}
+    assert response.json == {"data": [], "next_cursor": None}
     wrong = client.get(
         "/api/v1/contacts?phone=0241234567", headers={"Authorization": f"Bearer {token}x"}
     )

@@ -5,10 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from crm.consent import NothingToReview, OptedOut
+from crm.contact_edits import EditError
+from crm.contact_search import FilterError
 from crm.contacts import ContactNotFound, MergeError
+from crm.conversations import ConversationError
+from crm.deals import DealError
 from crm.handoffs import HandoffError, NotYourHandoff
 from crm.messaging import SendRefused
 from crm.phones import InvalidPhoneNumber
+from crm.reports import ReportError
 from crm.timeline import InvalidCursor
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -23,6 +28,11 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (NotYourHandoff, 404),
     (HandoffError, 409),
     (InvalidCursor, 400),
+    (FilterError, 400),
+    (ReportError, 400),
+    (EditError, 422),
+    (DealError, 422),
+    (ConversationError, 422),
 ]
 
 
@@ -35,4 +45,23 @@ def _register_error(exc_type: type[Exception], status: int) -> None:
 for _exc_type, _status in _ERRORS:
     _register_error(_exc_type, _status)
 
-from crm.api import contacts, handoffs, messages  # noqa: E402,F401  (routes register on import)
+# Routes register on import; errors their modules define register here too.
+from crm.api import (  # noqa: E402
+    contacts,
+    conversations,
+    deals,
+    handoffs,
+    messages,
+    notifications,
+    openapi,
+    reports,
+)
+
+for _exc_type, _status in [
+    (deals.DealNotFound, 404),
+    (conversations.ConversationNotFound, 404),
+    (notifications.NotificationNotFound, 404),
+]:
+    _register_error(_exc_type, _status)
+
+__all__ = ["api", "contacts", "handoffs", "messages", "openapi", "reports"]

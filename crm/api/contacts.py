@@ -1,46 +1,95 @@
-"""Contacts API: look up by phone, read, timeline, merge, review a possible opt-out."""
+"""Contacts API: list with filters, look up by phone, read, edit, timeline, merge, review a
+possible opt-out."""
 
 from __future__ import annotations
 
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
+from crm.access import changes_contact, sees_contact
 from crm.api import api
 from crm.api.auth import api_view, json_body
 from crm.api.serializers import contact_json, interaction_json
 from crm.consent import resolve_opt_out_review
-from crm.contacts import find_by_phone, get_contact, merge_contacts
+from crm.contact_edits import edit_contact
+from crm.contact_search import ContactFilters, FilterError, list_contacts
+from crm.contacts import ContactNotFound, find_by_phone, get_contact, merge_contacts
 from crm.messaging import SendRefused
-from crm.models import Role
+from crm.models import Contact, Role, User
 from crm.phones import to_e164
-from crm.scoring import explain
+from crm.scoring import current_score, explain, load_rules
 from crm.timeline import read_timeline
 
 MAX_PAGE = 200
+WORKERS = frozenset({Role.REP, Role.ADMIN})
+
+
+def visible_contact(session: Session, contact_id: int, user: User) -> Contact:
+    """The contact if ``user`` may see it; another rep's contact is not found."""
+    contact = get_contact(session, contact_id)
+    if not sees_contact(user, contact):
+        raise ContactNotFound(f"contact {contact_id} not found")
+    return contact
+
+
+def changeable_contact(session: Session, contact_id: int, user: User) -> Contact:
+    contact = visible_contact(session, contact_id, user)
+    if not changes_contact(user, contact):
+        raise ContactNotFound(f"contact {contact_id} not found")
+    return contact
+
+
+def _page_args() -> tuple[int, int | None]:
+    try:
+        limit = int(request.args.get("limit", "50"))
+        cursor = request.args.get("cursor")
+        return limit, int(cursor) if cursor else None
+    except ValueError:
+        raise FilterError("limit and cursor must be integers") from None
 
 
 @api.get("/contacts")
 @api_view()
-def list_contacts(*, session: Session):  # type: ignore[no-untyped-def]
+def list_all_contacts(*, session: Session):  # type: ignore[no-untyped-def]
+    """Filtered and paginated; ``?phone=`` looks up the one contact owning a number."""
     phone = request.args.get("phone", "")
-    if not phone:
-        raise SendRefused("query parameter 'phone' is required, e.g. ?phone=%2B233241234567")
-    e164 = to_e164(phone, current_app.extensions["crm"].settings.default_region)
-    contact = find_by_phone(session, e164)
-    return {"data": [contact_json(contact)] if contact else []}
+    if phone:
+        e164 = to_e164(phone, current_app.extensions["crm"].settings.default_region)
+        contact = find_by_phone(session, e164)
+        found = contact is not None and sees_contact(g.user, contact)
+        return {"data": [contact_json(contact)] if found else [], "next_cursor": None}
+    limit, after = _page_args()
+    page, cursor = list_contacts(
+        session, g.user, ContactFilters.from_args(request.args), limit=limit, after=after
+    )
+    return {"data": [contact_json(c) for c in page], "next_cursor": cursor}
 
 
 @api.get("/contacts/<int:contact_id>")
 @api_view()
 def show_contact(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    contact = get_contact(session, contact_id)
-    return {**contact_json(contact), "score_reasons": [str(r) for r in explain(session, contact)]}
+    contact = visible_contact(session, contact_id, g.user)
+    return {
+        **contact_json(contact),
+        "score_now": round(current_score(contact, load_rules())),
+        "score_reasons": [str(r) for r in explain(session, contact)],
+    }
+
+
+@api.patch("/contacts/<int:contact_id>")
+@api_view(WORKERS)
+def update_contact(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    contact = changeable_contact(session, contact_id, g.user)
+    edit_contact(session, contact, g.user, json_body())
+    session.flush()
+    session.refresh(contact)
+    return contact_json(contact)
 
 
 @api.get("/contacts/<int:contact_id>/timeline")
 @api_view()
 def contact_timeline(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    get_contact(session, contact_id)
+    visible_contact(session, contact_id, g.user)
     try:
         limit = int(request.args.get("limit", "50"))
     except ValueError:
@@ -54,7 +103,7 @@ def contact_timeline(contact_id: int, *, session: Session):  # type: ignore[no-u
 
 
 @api.post("/contacts/<int:contact_id>/merge")
-@api_view(frozenset({Role.REP, Role.ADMIN}))
+@api_view(WORKERS)
 def merge(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     body = json_body()
     other = body.get("merge_contact_id")
@@ -62,6 +111,8 @@ def merge(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
         raise SendRefused(
             "merge_contact_id (integer) is required: the contact merged into this one"
         )
+    changeable_contact(session, contact_id, g.user)
+    changeable_contact(session, other, g.user)
     survivor = merge_contacts(
         session=session, survivor_id=contact_id, merged_id=other, actor=f"user:{g.user.id}"
     )
@@ -70,13 +121,13 @@ def merge(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
 
 
 @api.post("/contacts/<int:contact_id>/opt-out-review")
-@api_view(frozenset({Role.REP, Role.ADMIN}))
+@api_view(WORKERS)
 def review_opt_out(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     """Confirm (opt out of SMS and WhatsApp) or dismiss an opt-out the model read in free text."""
     decision = json_body().get("decision")
     if decision not in ("confirm", "dismiss"):
         raise SendRefused("decision must be 'confirm' or 'dismiss'")
-    contact = get_contact(session, contact_id)
+    contact = changeable_contact(session, contact_id, g.user)
     resolve_opt_out_review(
         session=session, contact=contact, confirm=decision == "confirm", actor=f"user:{g.user.id}"
     )

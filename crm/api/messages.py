@@ -7,9 +7,12 @@ from sqlalchemy.orm import Session
 
 from crm.api import api
 from crm.api.auth import api_view, json_body
+from crm.api.contacts import changeable_contact
 from crm.api.serializers import interaction_json
+from crm.conversations import record_reply
 from crm.handoffs import record_first_touch
 from crm.messaging import SendRefused, provider_for, queue_message
+from crm.models import Role
 
 
 @api.post("/messages")
@@ -29,6 +32,8 @@ def send_message(*, session: Session):  # type: ignore[no-untyped-def]
         or not (to is None or isinstance(to, str))
     ):
         raise SendRefused("channel, body and to must be strings")
+    if g.user.role == Role.REP:
+        changeable_contact(session, contact_id, g.user)  # not another rep's contact
     interaction = queue_message(
         session=session,
         contact_id=contact_id,
@@ -39,5 +44,8 @@ def send_message(*, session: Session):  # type: ignore[no-untyped-def]
         default_region=runtime.settings.default_region,
         author_id=g.user.id,
     )
-    record_first_touch(session, contact_id, g.user.id)  # a rep's reply ends a handoff's clock
+    # A person's reply: the thread is read (and the rep's if it was nobody's), and it ends an
+    # active handoff's clock.
+    record_reply(session, contact_id, channel, g.user)
+    record_first_touch(session, contact_id, g.user.id)
     return interaction_json(interaction), 202

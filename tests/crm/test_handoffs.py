@@ -12,7 +12,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from crm import handoffs
-from crm.models import Handoff, Interaction, Role
+from crm.models import Contact, Handoff, Interaction, Role
 from crm.runtime import Runtime
 from tests.conftest import Webhooks, make_token, run_jobs
 from tests.crm.test_routing import add_rep
@@ -71,6 +71,7 @@ def test_sla_is_scheduled_escalates_when_missed_and_first_touch_stops_the_clock(
         kofi_user = authenticate_token(session, kofi_auth["Authorization"].split()[1])
         assert kofi_user is not None
         session.get_one(Handoff, second.id).rep_id = kofi_user.id
+        session.get_one(Contact, second.contact_id).owner_id = kofi_user.id
     ama_auth = bearer(runtime, "ama-token@example.com")
     assert client.post(f"/api/v1/handoffs/{second.id}/accept", headers=ama_auth).status_code == 404
     accepted = client.post(f"/api/v1/handoffs/{second.id}/accept", headers=kofi_auth)

@@ -7,10 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
 
-from crm.models import Contact, Interaction, Role, User
+from crm.models import Contact, Handoff, Interaction, Role, ScoreEvent, User
 from crm.runtime import Runtime
 from crm.users import create_user
-from tests.conftest import Webhooks
+from tests.conftest import Webhooks, run_jobs
 
 VOICE = "/webhooks/twilio/voice"
 CALLER = "+233241234567"
@@ -200,3 +200,29 @@ def test_a_malformed_call_is_a_clear_400(webhooks: Webhooks, runtime: Runtime):
     response = webhooks.post(VOICE, "twilio/voice__incoming.txt", From="12")
     assert response.status_code == 400
     assert calls(runtime) == []
+
+
+def test_a_rep_answering_the_call_scores_and_is_the_first_touch(
+    webhooks: Webhooks, runtime: Runtime
+):
+    add_rep(runtime)
+    webhooks.post(VOICE, "twilio/voice__incoming.txt")
+    twiml(webhooks.post(f"{VOICE}/gather", "twilio/voice__gather_speech.txt"))  # "agent"
+    run_jobs(runtime)  # the callback request is routed: a handoff to the rep, clock running
+    with runtime.session() as session:
+        handoff = session.scalars(select(Handoff)).one()
+        assert handoff.status == "open" and handoff.first_touch_at is None
+    answered = {"DialCallStatus": "completed", "DialCallDuration": "95"}
+    root = twiml(
+        webhooks.post(f"{VOICE}/dial-status", "twilio/voice__dial_no_answer.txt", **answered)
+    )
+    assert [el.tag for el in root] == ["Say", "Hangup"]
+    with runtime.session() as session:
+        handoff = session.scalars(select(Handoff)).one()
+        assert handoff.status == "done" and handoff.speed_to_lead_s is not None
+        rules = sorted(session.scalars(select(ScoreEvent.rule)))
+        assert rules == ["call_answered", "callback_request"]
+    # Twilio retries the webhook: the call scores once.
+    webhooks.post(f"{VOICE}/dial-status", "twilio/voice__dial_no_answer.txt", **answered)
+    with runtime.session() as session:
+        assert len(session.scalars(select(ScoreEvent)).all()) == 2

@@ -1,0 +1,175 @@
+"""Deals API: the pipeline, list, create, read, update (stage, amount...), delete."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm.api import api
+from crm.api.auth import api_view, json_body
+from crm.api.contacts import changeable_contact
+from crm.api.serializers import deal_json
+from crm.deals import (
+    DealError,
+    can_change,
+    can_see,
+    load_pipeline,
+    move_stage,
+    open_deal,
+    parse_amount,
+    parse_currency,
+)
+from crm.models import Deal, Role, User
+
+WORKERS = frozenset({Role.REP, Role.ADMIN})
+FIELDS = ("title", "amount", "currency", "stage", "lost_reason", "owner_id", "expected_close_on")
+
+
+class DealNotFound(LookupError):
+    pass
+
+
+def _deal(session: Session, deal_id: int, *, change: bool) -> Deal:
+    deal = session.get(Deal, deal_id)
+    allowed = deal is not None and (can_change if change else can_see)(g.user, deal)
+    if not allowed:
+        raise DealNotFound(f"deal {deal_id} not found")
+    assert deal is not None
+    return deal
+
+
+def _date(value: object) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise DealError("expected_close_on must be a date, YYYY-MM-DD") from None
+
+
+def _owner(session: Session, value: object) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise DealError("owner_id must be a user id or null")
+    if g.user.role != Role.ADMIN and value not in (g.user.id, None):
+        raise DealError("a rep can own a deal or leave it unowned, not give it to others")
+    if value is not None:
+        owner = session.get(User, value)
+        if owner is None or not owner.active or owner.role == Role.MARKETER:
+            raise DealError(f"user {value} is not an active rep or admin")
+    return value  # type: ignore[return-value]
+
+
+@api.get("/pipeline")
+@api_view()
+def pipeline(*, session: Session):  # type: ignore[no-untyped-def]
+    config = load_pipeline()
+    return {
+        "stages": [
+            {
+                "name": s,
+                "outcome": "won" if s in config.won else "lost" if s in config.lost else None,
+            }
+            for s in config.stages
+        ],
+        "lost_reasons": list(config.lost_reasons),
+        "default_currency": config.default_currency,
+    }
+
+
+@api.get("/deals")
+@api_view()
+def list_deals(*, session: Session):  # type: ignore[no-untyped-def]
+    """Newest first; filters: stage, owner (id or "me"), contact_id."""
+    query = select(Deal).order_by(Deal.id.desc()).limit(200)
+    if g.user.role == Role.REP:
+        query = query.where((Deal.owner_id == g.user.id) | Deal.owner_id.is_(None))
+    if stage := request.args.get("stage"):
+        query = query.where(Deal.stage == stage)
+    if owner := request.args.get("owner"):
+        if owner != "me" and not owner.isdigit():
+            raise DealError("owner must be a user id or 'me'")
+        query = query.where(Deal.owner_id == (g.user.id if owner == "me" else int(owner)))
+    if contact := request.args.get("contact_id"):
+        if not contact.isdigit():
+            raise DealError("contact_id must be an integer")
+        query = query.where(Deal.contact_id == int(contact))
+    return {"data": [deal_json(d) for d in session.scalars(query)]}
+
+
+@api.post("/deals")
+@api_view(WORKERS)
+def create_deal(*, session: Session):  # type: ignore[no-untyped-def]
+    body = json_body()
+    contact_id = body.get("contact_id")
+    if not isinstance(contact_id, int) or isinstance(contact_id, bool):
+        raise DealError("contact_id (integer) is required")
+    contact = changeable_contact(session, contact_id, g.user)
+    owner = _owner(session, body["owner_id"]) if "owner_id" in body else None
+    title = body.get("title")
+    if not isinstance(title, str):
+        raise DealError("title (string) is required")
+    if body.get("stage") in load_pipeline().lost:
+        raise DealError("open a deal in an open or won stage; lose it with an update")
+    deal = open_deal(
+        session,
+        contact,
+        title=title,
+        amount=body.get("amount", 0),
+        currency=body.get("currency"),
+        stage=body.get("stage"),
+        owner_id=owner,
+        expected_close_on=_date(body.get("expected_close_on")),
+        actor=f"user:{g.user.id}",
+    )
+    return deal_json(deal), 201
+
+
+@api.get("/deals/<int:deal_id>")
+@api_view()
+def show_deal(deal_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    return deal_json(_deal(session, deal_id, change=False))
+
+
+@api.patch("/deals/<int:deal_id>")
+@api_view(WORKERS)
+def update_deal(deal_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    deal = _deal(session, deal_id, change=True)
+    body = json_body()
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise DealError(f"cannot change {', '.join(unknown)}; editable: {', '.join(FIELDS)}")
+    if "title" in body:
+        title = body["title"]
+        if not isinstance(title, str) or not title.strip() or len(title) > 200:
+            raise DealError("title must be a non-empty string of at most 200 characters")
+        deal.title = title.strip()
+    if "amount" in body:
+        deal.amount = parse_amount(body["amount"])
+    if "currency" in body:
+        deal.currency = parse_currency(body["currency"])
+    if "owner_id" in body:
+        deal.owner_id = _owner(session, body["owner_id"])
+    if "expected_close_on" in body:
+        deal.expected_close_on = _date(body["expected_close_on"])
+    if "stage" in body:
+        move_stage(
+            session,
+            deal,
+            str(body["stage"]),
+            actor=f"user:{g.user.id}",
+            lost_reason=body.get("lost_reason"),
+        )
+    elif "lost_reason" in body:
+        raise DealError("lost_reason goes with stage")
+    session.flush()
+    return deal_json(deal)
+
+
+@api.delete("/deals/<int:deal_id>")
+@api_view(WORKERS)
+def delete_deal(deal_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    session.delete(_deal(session, deal_id, change=True))
+    return "", 204
