@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from crm import lifecycle
+from crm import lifecycle, routing, scoring
 from crm.contacts import set_tags
 from crm.models import Contact, Role, User
+from crm.models.base import utcnow
 
 EDITABLE = ("name", "email", "owner_id", "tags", "attributes", "lifecycle_stage")
 MAX_ATTRIBUTES = 100
@@ -57,6 +58,19 @@ def edit_contact(session: Session, contact: Contact, user: User, changes: dict[s
             )
         except lifecycle.TransitionError as exc:
             raise EditError(str(exc)) from None
+    rescore(session, contact)
+
+
+def rescore(session: Session, contact: Contact) -> None:
+    """Fit points follow the edit; a contact they lift over the threshold is a new MQL, queued
+    for a rep like any other."""
+    rules = scoring.load_rules()
+    now = utcnow()
+    if not scoring.refit(contact, rules, now):
+        return
+    points = scoring.current_score(contact, rules, now) + contact.fit_points
+    if lifecycle.promote_on_score(session, contact, rules.mql_threshold, points):
+        routing.request_handoff(session, contact.id, routing.Trigger(routing.MQL, ""))
 
 
 def _text(value: object, name: str, limit: int) -> str | None:

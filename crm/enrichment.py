@@ -147,7 +147,7 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
     moved = set(counted)
     for contact in score_events:
         if contact.id in moved and lifecycle.promote_on_score(
-            session, contact, rules.mql_threshold
+            session, contact, rules.mql_threshold, scoring.total(contact)
         ):
             outcome.promoted.append(contact.id)
     _request_handoffs(session, outcome, entries)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from crm.contacts import add_identity, find_by_phone, set_tags
 from crm.models import Contact
 from crm.phones import InvalidPhoneNumber, to_e164
+from crm.scoring import refit
 
 PHONE_COLUMNS = ("phone", "phone2", "mobile", "whatsapp")
 KNOWN_COLUMNS = {"name", "email", "tags", *PHONE_COLUMNS}
@@ -105,6 +106,9 @@ def _import_row(session: Session, row: dict[str, str], default_region: str) -> b
     extra = {k: v for k, v in row.items() if k not in KNOWN_COLUMNS and v}
     if extra:
         contact.attributes = {**(contact.attributes or {}), **extra}
+    # Fit points follow the imported fields; an import never promotes or hands off by itself
+    # (a bulk load would flood the reps), the contact's next message does.
+    refit(contact)
     session.flush()
     return created
 

@@ -79,16 +79,17 @@ def move(
     return True
 
 
-def promote_on_score(session: Session, contact: Contact, threshold: float) -> bool:
-    """A subscriber or lead whose score reaches the MQL threshold becomes an MQL."""
+def promote_on_score(session: Session, contact: Contact, threshold: float, points: float) -> bool:
+    """A subscriber or lead whose score (``points`` now) reaches the MQL threshold becomes an
+    MQL."""
     if contact.lifecycle_stage not in (LifecycleStage.SUBSCRIBER, LifecycleStage.LEAD):
         return False
-    if contact.score_points < threshold:
+    if points < threshold:
         return False
     return move(
         session,
         contact,
         LifecycleStage.MQL,
         actor="scoring",
-        reason=f"score {contact.score} reached {threshold:g}",
+        reason=f"score {round(points)} reached {threshold:g}",
     )

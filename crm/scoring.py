@@ -5,13 +5,17 @@ Every scoring event is a row (contact, rule, source) that is unique, so an event
 contact stores the decayed sum at one instant (``score_points`` at ``score_at``); a new event
 moves it forward in O(1): ``points(t) = points(t0) * 0.5 ** ((t - t0) / half_life) + new``.
 The explanation is read from the events: "+15 asked about price (SMS, 2 h ago)".
+
+Fit rules score who the contact is (gave an email, buys for a business, tagged wholesale), not
+what they did: those points do not decay and are recomputed whenever the contact is edited
+(:func:`refit`). The score people see is the decayed behaviour points plus the fit points.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -39,10 +43,54 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class FitRule:
+    """Points while the contact matches: ``field`` is set (name, email), ``attribute`` is set
+    (or ``equals`` a value), or it carries ``tag``."""
+
+    points: float
+    reason: str
+    field: str | None = None
+    attribute: str | None = None
+    tag: str | None = None
+    equals: object = None
+
+    def matches(self, contact: Contact) -> bool:
+        if self.field is not None:
+            return bool(getattr(contact, self.field, None))
+        if self.attribute is not None:
+            value = (contact.attributes or {}).get(self.attribute)
+            if self.equals is None:
+                return value not in (None, "")
+            return str(value).strip().lower() == str(self.equals).strip().lower()
+        return self.tag is not None and self.tag in contact.tag_names
+
+
+FIT_FIELDS = ("name", "email")
+
+
+def _fit_rule(name: str, spec: dict[str, object]) -> FitRule:
+    when = spec.get("when")
+    if not isinstance(when, dict) or len({"field", "attribute", "tag"} & set(when)) != 1:
+        raise ScoringConfigError(f"fit rule {name}: 'when' needs one of field, attribute, tag")
+    if "field" in when and when["field"] not in FIT_FIELDS:
+        raise ScoringConfigError(f"fit rule {name}: field must be one of {FIT_FIELDS}")
+    tag = when.get("tag")
+    return FitRule(
+        float(spec["points"]),  # type: ignore[arg-type]
+        str(spec["reason"]),
+        field=when.get("field"),  # type: ignore[arg-type]
+        attribute=when.get("attribute"),  # type: ignore[arg-type]
+        tag=str(tag).lower() if tag is not None else None,
+        equals=when.get("equals"),
+    )
+
+
+@dataclass(frozen=True)
 class ScoringRules:
     half_life: timedelta
     mql_threshold: float
     rules: dict[str, Rule]
+    fit: dict[str, FitRule] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, raw: object) -> ScoringRules:
@@ -55,11 +103,14 @@ class ScoringRules:
                 str(name): Rule(float(spec["points"]), str(spec["reason"]))
                 for name, spec in raw["rules"].items()
             }
-        except (KeyError, TypeError, ValueError) as exc:
+            fit = {
+                str(name): _fit_rule(name, spec) for name, spec in (raw.get("fit") or {}).items()
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ScoringConfigError(f"bad scoring rule: {exc}") from exc
         if half_life <= timedelta(0):
             raise ScoringConfigError("half_life_hours must be positive")
-        return cls(half_life, threshold, rules)
+        return cls(half_life, threshold, rules, fit)
 
 
 @functools.cache
@@ -130,8 +181,24 @@ def apply_events(
         if contact.id in gained:
             contact.score_points = current_score(contact, rules, now) + gained[contact.id]
             contact.score_at = now
-            contact.score = round(contact.score_points)
+            contact.score = round(contact.score_points + (contact.fit_points or 0.0))
     return [row.contact_id for row in counted]
+
+
+def refit(contact: Contact, rules: ScoringRules | None = None, now: datetime | None = None) -> bool:
+    """Recompute the contact's fit points (after an edit or an import); True if they changed."""
+    rules = rules or load_rules()
+    points = sum(rule.points for rule in rules.fit.values() if rule.matches(contact))
+    if points == (contact.fit_points or 0.0):
+        return False
+    contact.fit_points = points
+    contact.score = round(current_score(contact, rules, now) + points)
+    return True
+
+
+def total(contact: Contact) -> float:
+    """Behaviour points as of the last event plus fit points: the score right after an event."""
+    return (contact.score_points or 0.0) + (contact.fit_points or 0.0)
 
 
 def _insert_new(session: Session) -> Insert:
@@ -177,7 +244,11 @@ def explain(
             ScoreEvent.contact_id == contact.id, ScoreEvent.occurred_at >= horizon
         )
     )
-    reasons = []
+    reasons = [
+        Reason(rule.points, f"{rule.points:+.0f} {rule.reason} (fit)")
+        for rule in rules.fit.values()
+        if rule.matches(contact)
+    ]
     for event in events:
         worth = decayed(event.points, event.occurred_at, now, rules.half_life)
         where = f"{CHANNEL_NAMES.get(event.channel, event.channel)}, " if event.channel else ""

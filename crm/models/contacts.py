@@ -36,10 +36,13 @@ class Contact(Base):
     lifecycle_stage: Mapped[str] = mapped_column(
         String(20), default=LifecycleStage.SUBSCRIBER.value
     )
-    score: Mapped[int] = mapped_column(Integer, default=0)  # score_points rounded, at score_at
+    # score_points (decayed to score_at) + fit_points, rounded: the figure people see and filter.
+    score: Mapped[int] = mapped_column(Integer, default=0)
     # The decayed sum of score events at score_at: a new event costs O(1) (crm.scoring).
     score_points: Mapped[float] = mapped_column(Float, default=0.0)
     score_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Fit (who the contact is: an email given, a business buyer...): does not decay.
+    fit_points: Mapped[float] = mapped_column(Float, default=0.0)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     first_touch_channel: Mapped[str | None] = mapped_column(String(20))
     # The campaigns table arrives with the campaigns issue; the foreign key is added then.

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from crm import lifecycle, scoring
 from crm.contacts import find_by_phone
-from crm.models import Contact, Interaction, ScoreEvent
+from crm.models import Contact, Handoff, Interaction, Role, ScoreEvent
 from crm.models.base import utcnow
 from crm.runtime import Runtime
-from tests.conftest import Webhooks, run_jobs
+from tests.conftest import Webhooks, make_token, run_jobs
 
 PHONE = "+233241230001"
 RULES = scoring.load_rules()
@@ -152,3 +152,37 @@ def test_bad_rules_are_refused_with_the_reason():
         scoring.ScoringRules.parse({"rules": {"x": {"points": "many", "reason": "r"}}})
     with pytest.raises(scoring.ScoringConfigError, match="positive"):
         scoring.ScoringRules.parse({"half_life_hours": 0, "rules": {}})
+
+
+def test_fit_points_follow_edits_do_not_decay_and_can_make_an_mql(
+    runtime: Runtime, client: FlaskClient, webhooks: Webhooks
+):
+    """Who the contact is scores too: an email, a business buyer, a wholesale tag."""
+    admin = {"Authorization": f"Bearer {make_token(runtime, Role.ADMIN)}"}
+    assert webhooks.message(Body="hello").status_code == 200
+    run_jobs(runtime)  # "wrote to us": 5 points
+    with runtime.session() as session:
+        contact = session.scalars(select(Contact)).one()
+        contact.score_points, contact.score_at = 30.0, utcnow() - timedelta(days=7)
+        contact.score = 30
+        contact_id = contact.id
+    url = f"/api/v1/contacts/{contact_id}"
+    body = {"email": "ama@example.org", "attributes": {"customer_type": "Business"}}
+    edited = client.patch(url, json=body, headers=admin).get_json()
+    # 30 behaviour points a week old are worth 15 now; +5 email, +10 business buyer.
+    assert (edited["score"], edited["lifecycle_stage"]) == (30, "subscriber")
+    shown = client.get(url, headers=admin).get_json()
+    assert "+10 buys for a business (fit)" in shown["score_reasons"]
+    tagged = client.patch(url, json={"tags": ["wholesale"]}, headers=admin).get_json()
+    assert (tagged["score"], tagged["lifecycle_stage"]) == (40, "subscriber")  # 15 + 25
+    # The same behaviour points, fresh: with the fit points they reach the threshold.
+    client.patch(url, json={"tags": []}, headers=admin)
+    with runtime.session() as session:
+        session.get_one(Contact, contact_id).score_at = utcnow()
+    promoted = client.patch(url, json={"tags": ["wholesale"]}, headers=admin).get_json()
+    assert (promoted["score"], promoted["lifecycle_stage"]) == (55, "mql")
+    run_jobs(runtime)
+    with runtime.session() as session:
+        assert session.scalars(select(Handoff.reason)).all() == ["mql"]
+    dropped = client.patch(url, json={"tags": [], "email": None}, headers=admin).get_json()
+    assert (dropped["score"], dropped["lifecycle_stage"]) == (40, "mql")  # never demoted
