@@ -44,8 +44,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.extensions["crm"] = runtime
 
     from crm.api import api
+    from crm.api.ids import IdConverter
     from crm.webhooks import webhooks
 
+    app.url_map.converters["id"] = IdConverter
     app.register_blueprint(webhooks)
     app.register_blueprint(api)
     if settings.simulator_enabled and not settings.production:

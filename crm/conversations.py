@@ -22,7 +22,7 @@ THREADED_CHANNELS = frozenset({"sms", "whatsapp"})
 
 
 class ConversationError(ValueError):
-    """The change is not allowed (answered with 409 or 422)."""
+    """The change is not valid or not allowed (answered with 422)."""
 
 
 @dataclass(frozen=True)
@@ -195,8 +195,8 @@ def change(
     if assignee_id is not ...:
         if assignee_id is not None:
             assignee = session.get(User, assignee_id)
-            if assignee is None or not assignee.active:
-                raise ConversationError(f"no active user {assignee_id}")
+            if assignee is None or not assignee.active or assignee.role == Role.MARKETER:
+                raise ConversationError(f"user {assignee_id} is not an active rep or admin")
         theirs = conversation.assignee_id == user.id
         if user.role == Role.REP and assignee_id not in (user.id, None) and not theirs:
             raise ConversationError("a rep can only transfer their own conversations")

@@ -150,7 +150,7 @@ def open_deal(
         stage=pipeline.open_stages[0],
         amount=parse_amount(amount),
         currency=parse_currency(currency or pipeline.default_currency),
-        owner_id=owner_id if owner_id is not None else contact.owner_id,
+        owner_id=owner_id,
         expected_close_on=expected_close_on,
         first_touch_channel=contact.first_touch_channel,
         first_touch_campaign_id=contact.first_touch_campaign_id,

@@ -27,6 +27,10 @@ class HandoffError(ValueError):
     """Not allowed in the handoff's state."""
 
 
+class InvalidReason(ValueError):
+    """Not a rejection reason code (answered with 422)."""
+
+
 class NotYourHandoff(HandoffError):
     """A rep may act only on handoffs assigned to them (admins on any)."""
 
@@ -115,9 +119,9 @@ def accept(session: Session, handoff_id: int, user: User) -> Handoff:
 
 def reject(session: Session, handoff_id: int, user: User, reason: str) -> Handoff | None:
     """Reject with a reason code; the lead goes to the next rep. The successor, if any."""
-    if reason not in REJECT_REASONS:
-        raise HandoffError(f"reason must be one of {', '.join(REJECT_REASONS)}")
     handoff = _mine(session, handoff_id, user)
+    if reason not in REJECT_REASONS:
+        raise InvalidReason(f"reason must be one of {', '.join(REJECT_REASONS)}")
     if handoff.status not in ACTIVE:
         raise HandoffError(f"handoff {handoff_id} is {handoff.status}")
     handoff.status = HandoffStatus.REJECTED.value

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from crm.api.ids import BadId
 from crm.consent import NothingToReview, OptedOut
 from crm.contact_edits import EditError
 from crm.contact_search import FilterError
 from crm.contacts import ContactNotFound, MergeError
 from crm.conversations import ConversationError
 from crm.deals import DealError
-from crm.handoffs import HandoffError, NotYourHandoff
+from crm.handoffs import HandoffError, InvalidReason, NotYourHandoff
 from crm.messaging import SendRefused
 from crm.phones import InvalidPhoneNumber
 from crm.reports import ReportError
@@ -26,6 +27,8 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (MergeError, 409),
     (NothingToReview, 409),
     (NotYourHandoff, 404),
+    (InvalidReason, 422),
+    (BadId, 422),
     (HandoffError, 409),
     (InvalidCursor, 400),
     (FilterError, 400),

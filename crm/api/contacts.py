@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from crm.access import changes_contact, sees_contact
 from crm.api import api
 from crm.api.auth import api_view, json_body
+from crm.api.ids import body_id, query_id
 from crm.api.serializers import contact_json, interaction_json
 from crm.consent import resolve_opt_out_review
 from crm.contact_edits import edit_contact
@@ -42,10 +43,11 @@ def changeable_contact(session: Session, contact_id: int, user: User) -> Contact
 def _page_args() -> tuple[int, int | None]:
     try:
         limit = int(request.args.get("limit", "50"))
-        cursor = request.args.get("cursor")
-        return limit, int(cursor) if cursor else None
-    except ValueError:
-        raise FilterError("limit and cursor must be integers") from None
+        return limit, query_id(request.args.get("cursor"), "cursor")
+    except ValueError as exc:
+        if isinstance(exc, FilterError):
+            raise
+        raise FilterError("limit must be an integer") from None
 
 
 @api.get("/contacts")
@@ -65,7 +67,7 @@ def list_all_contacts(*, session: Session):  # type: ignore[no-untyped-def]
     return {"data": [contact_json(c) for c in page], "next_cursor": cursor}
 
 
-@api.get("/contacts/<int:contact_id>")
+@api.get("/contacts/<id:contact_id>")
 @api_view()
 def show_contact(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     contact = visible_contact(session, contact_id, g.user)
@@ -76,7 +78,7 @@ def show_contact(contact_id: int, *, session: Session):  # type: ignore[no-untyp
     }
 
 
-@api.patch("/contacts/<int:contact_id>")
+@api.patch("/contacts/<id:contact_id>")
 @api_view(WORKERS)
 def update_contact(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     contact = changeable_contact(session, contact_id, g.user)
@@ -86,31 +88,27 @@ def update_contact(contact_id: int, *, session: Session):  # type: ignore[no-unt
     return contact_json(contact)
 
 
-@api.get("/contacts/<int:contact_id>/timeline")
+@api.get("/contacts/<id:contact_id>/timeline")
 @api_view()
 def contact_timeline(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     visible_contact(session, contact_id, g.user)
     try:
         limit = int(request.args.get("limit", "50"))
     except ValueError:
-        raise SendRefused("limit must be an integer") from None
+        raise FilterError("limit must be an integer") from None
     if not 1 <= limit <= MAX_PAGE:
-        raise SendRefused(f"limit must be between 1 and {MAX_PAGE}")
+        raise FilterError(f"limit must be between 1 and {MAX_PAGE}")
     page = read_timeline(
         session=session, contact_id=contact_id, limit=limit, cursor=request.args.get("cursor")
     )
     return {"data": [interaction_json(i) for i in page.items], "next_cursor": page.next_cursor}
 
 
-@api.post("/contacts/<int:contact_id>/merge")
+@api.post("/contacts/<id:contact_id>/merge")
 @api_view(WORKERS)
 def merge(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     body = json_body()
-    other = body.get("merge_contact_id")
-    if not isinstance(other, int) or isinstance(other, bool):
-        raise SendRefused(
-            "merge_contact_id (integer) is required: the contact merged into this one"
-        )
+    other = body_id(body, "merge_contact_id")  # the contact merged into this one
     changeable_contact(session, contact_id, g.user)
     changeable_contact(session, other, g.user)
     survivor = merge_contacts(
@@ -120,7 +118,7 @@ def merge(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     return contact_json(survivor)
 
 
-@api.post("/contacts/<int:contact_id>/opt-out-review")
+@api.post("/contacts/<id:contact_id>/opt-out-review")
 @api_view(WORKERS)
 def review_opt_out(contact_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     """Confirm (opt out of SMS and WhatsApp) or dismiss an opt-out the model read in free text."""

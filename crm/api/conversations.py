@@ -9,9 +9,11 @@ from sqlalchemy.orm import Session
 
 from crm.api import api
 from crm.api.auth import api_view, json_body
+from crm.api.ids import query_id
 from crm.api.serializers import conversation_json
+from crm.contact_search import FilterError
 from crm.conversations import ConversationError, change, inbox_query
-from crm.models import Conversation, Role
+from crm.models import Conversation, ConversationStatus, Role
 
 WORKERS = frozenset({Role.REP, Role.ADMIN})
 
@@ -25,7 +27,7 @@ def _flag(name: str) -> bool | None:
     if value is None:
         return None
     if value not in ("true", "false", "1", "0"):
-        raise ConversationError(f"{name} must be true or false")
+        raise FilterError(f"{name} must be true or false")
     return value in ("true", "1")
 
 
@@ -35,20 +37,23 @@ def list_conversations(*, session: Session):  # type: ignore[no-untyped-def]
     """``view``: mine (default) | unassigned | all; ``status``: open (default) | snoozed |
     closed | any; ``unread``: true | false."""
     status = request.args.get("status", "open")
+    view = request.args.get("view", "mine")
+    if view not in ("mine", "unassigned", "all"):
+        raise FilterError("view must be mine, unassigned or all")
+    if status not in {*ConversationStatus, "any"}:
+        raise FilterError(f"status must be one of {', '.join(ConversationStatus)} or any")
     query = inbox_query(
         g.user,
-        view=request.args.get("view", "mine"),
+        view=view,
         status=None if status == "any" else status,
         unread=_flag("unread"),
     )
-    if contact := request.args.get("contact_id"):
-        if not contact.isdigit():
-            raise ConversationError("contact_id must be an integer")
-        query = query.where(Conversation.contact_id == int(contact))
+    if (contact_id := query_id(request.args.get("contact_id"), "contact_id")) is not None:
+        query = query.where(Conversation.contact_id == contact_id)
     return {"data": [conversation_json(c) for c in session.scalars(query.limit(200))]}
 
 
-@api.patch("/conversations/<int:conversation_id>")
+@api.patch("/conversations/<id:conversation_id>")
 @api_view(WORKERS)
 def update_conversation(conversation_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     """Fields: status, snoozed_until (ISO 8601 with offset), assignee_id, read (bool)."""
@@ -63,7 +68,12 @@ def update_conversation(conversation_id: int, *, session: Session):  # type: ign
     unknown = sorted(set(body) - {"status", "snoozed_until", "assignee_id", "read"})
     if unknown:
         raise ConversationError(f"cannot change {', '.join(unknown)}")
+    status = body.get("status")
+    if status is not None and not isinstance(status, str):
+        raise ConversationError("status must be a string")
     snoozed_until = None
+    if body.get("snoozed_until") is not None and status != "snoozed":
+        raise ConversationError("snoozed_until goes with status snoozed")
     if body.get("snoozed_until") is not None:
         try:
             snoozed_until = datetime.fromisoformat(str(body["snoozed_until"]))
@@ -85,7 +95,7 @@ def update_conversation(conversation_id: int, *, session: Session):  # type: ign
         session,
         conversation,
         g.user,
-        status=body.get("status"),
+        status=status,
         snoozed_until=snoozed_until,
         assignee_id=assignee,
         read=read,

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 from crm.api import api
 from crm.api.auth import api_view, json_body
 from crm.api.contacts import changeable_contact
+from crm.api.ids import body_id, query_id
 from crm.api.serializers import deal_json
+from crm.contact_search import FilterError
 from crm.deals import (
     DealError,
     can_change,
@@ -87,15 +89,14 @@ def list_deals(*, session: Session):  # type: ignore[no-untyped-def]
     if g.user.role == Role.REP:
         query = query.where((Deal.owner_id == g.user.id) | Deal.owner_id.is_(None))
     if stage := request.args.get("stage"):
+        if stage not in load_pipeline().stages:
+            raise FilterError(f"stage must be one of {', '.join(load_pipeline().stages)}")
         query = query.where(Deal.stage == stage)
     if owner := request.args.get("owner"):
-        if owner != "me" and not owner.isdigit():
-            raise DealError("owner must be a user id or 'me'")
-        query = query.where(Deal.owner_id == (g.user.id if owner == "me" else int(owner)))
-    if contact := request.args.get("contact_id"):
-        if not contact.isdigit():
-            raise DealError("contact_id must be an integer")
-        query = query.where(Deal.contact_id == int(contact))
+        owner_id = g.user.id if owner == "me" else query_id(owner, "owner (an id or 'me')")
+        query = query.where(Deal.owner_id == owner_id)
+    if (contact_id := query_id(request.args.get("contact_id"), "contact_id")) is not None:
+        query = query.where(Deal.contact_id == contact_id)
     return {"data": [deal_json(d) for d in session.scalars(query)]}
 
 
@@ -103,15 +104,14 @@ def list_deals(*, session: Session):  # type: ignore[no-untyped-def]
 @api_view(WORKERS)
 def create_deal(*, session: Session):  # type: ignore[no-untyped-def]
     body = json_body()
-    contact_id = body.get("contact_id")
-    if not isinstance(contact_id, int) or isinstance(contact_id, bool):
-        raise DealError("contact_id (integer) is required")
-    contact = changeable_contact(session, contact_id, g.user)
-    owner = _owner(session, body["owner_id"]) if "owner_id" in body else None
+    contact = changeable_contact(session, body_id(body, "contact_id"), g.user)
+    stage = body.get("stage")
+    if stage is not None and not isinstance(stage, str):
+        raise DealError("stage must be a string")
     title = body.get("title")
     if not isinstance(title, str):
         raise DealError("title (string) is required")
-    if body.get("stage") in load_pipeline().lost:
+    if stage in load_pipeline().lost:
         raise DealError("open a deal in an open or won stage; lose it with an update")
     deal = open_deal(
         session,
@@ -119,21 +119,22 @@ def create_deal(*, session: Session):  # type: ignore[no-untyped-def]
         title=title,
         amount=body.get("amount", 0),
         currency=body.get("currency"),
-        stage=body.get("stage"),
-        owner_id=owner,
+        stage=stage,
+        # Absent: the contact's owner. null: nobody's (the unassigned queue).
+        owner_id=_owner(session, body["owner_id"]) if "owner_id" in body else contact.owner_id,
         expected_close_on=_date(body.get("expected_close_on")),
         actor=f"user:{g.user.id}",
     )
     return deal_json(deal), 201
 
 
-@api.get("/deals/<int:deal_id>")
+@api.get("/deals/<id:deal_id>")
 @api_view()
 def show_deal(deal_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     return deal_json(_deal(session, deal_id, change=False))
 
 
-@api.patch("/deals/<int:deal_id>")
+@api.patch("/deals/<id:deal_id>")
 @api_view(WORKERS)
 def update_deal(deal_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     deal = _deal(session, deal_id, change=True)
@@ -155,6 +156,8 @@ def update_deal(deal_id: int, *, session: Session):  # type: ignore[no-untyped-d
     if "expected_close_on" in body:
         deal.expected_close_on = _date(body["expected_close_on"])
     if "stage" in body:
+        if not isinstance(body["stage"], str):
+            raise DealError("stage must be a string")
         move_stage(
             session,
             deal,
@@ -168,7 +171,7 @@ def update_deal(deal_id: int, *, session: Session):  # type: ignore[no-untyped-d
     return deal_json(deal)
 
 
-@api.delete("/deals/<int:deal_id>")
+@api.delete("/deals/<id:deal_id>")
 @api_view(WORKERS)
 def delete_deal(deal_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     session.delete(_deal(session, deal_id, change=True))

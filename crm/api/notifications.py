@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from crm.api import api
 from crm.api.auth import api_view
 from crm.api.serializers import notification_json
+from crm.contact_search import FilterError
 from crm.models import Notification
 from crm.models.base import utcnow
 
@@ -27,12 +28,15 @@ def list_notifications(*, session: Session):  # type: ignore[no-untyped-def]
         .order_by(Notification.id.desc())
         .limit(100)
     )
-    if request.args.get("unread") in ("true", "1"):
+    unread = request.args.get("unread")
+    if unread not in (None, "true", "false", "1", "0"):
+        raise FilterError("unread must be true or false")
+    if unread in ("true", "1"):
         query = query.where(Notification.read_at.is_(None))
     return {"data": [notification_json(n) for n in session.scalars(query)]}
 
 
-@api.post("/notifications/<int:notification_id>/read")
+@api.post("/notifications/<id:notification_id>/read")
 @api_view()
 def read_notification(notification_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     notification = session.get(Notification, notification_id)

@@ -213,12 +213,12 @@ def test_garbage_cursor_is_a_400(sms: Sms, client: FlaskClient, auth: dict[str, 
 
 
 @pytest.mark.parametrize("limit", ["0", "1000", "-1", "ten"])
-def test_limit_out_of_range_is_a_422(
+def test_limit_out_of_range_is_a_400(
     sms: Sms, client: FlaskClient, auth: dict[str, str], limit: str
 ):
     contact_id = sms(ACCRA)
     response = timeline(client, auth, contact_id, limit=limit)
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "limit" in response.json["message"]
 
 

@@ -105,3 +105,29 @@ def test_a_rep_cannot_see_or_take_another_reps_thread(
     assert client.patch(url, json={"status": "closed"}, headers=kofi).status_code == 404
     marketer = {"Authorization": f"Bearer {make_token(runtime, Role.MARKETER)}"}
     assert client.get("/api/v1/conversations", headers=marketer).status_code == 403
+
+
+def test_bad_changes_and_oversized_ids_are_clear_errors(
+    client: FlaskClient, runtime: Runtime, webhooks: Webhooks
+):
+    _, admin = bearer(runtime, Role.ADMIN, "admin@example.com")
+    marketer_id, _ = bearer(runtime, Role.MARKETER, "mk@example.com")
+    text_in(webhooks)
+    run_jobs(runtime)
+    [thread] = threads(client, admin, view="all")
+    url = f"/api/v1/conversations/{thread['id']}"
+    later = (utcnow() + timedelta(hours=1)).isoformat()
+    for bad in (
+        {"assignee_id": marketer_id},  # marketers do not work the inbox
+        {"snoozed_until": later},  # without status snoozed
+        {"status": ["open"]},
+    ):
+        response = client.patch(url, json=bad, headers=admin)
+        assert response.status_code == 422, bad
+    huge = 2**70
+    assert client.patch(f"/api/v1/conversations/{huge}", json={}, headers=admin).status_code == 404
+    assert client.get(f"/api/v1/contacts/{huge}", headers=admin).status_code == 404
+    listed = client.get(f"/api/v1/conversations?contact_id={huge}", headers=admin)
+    assert listed.status_code == 400
+    sent = client.post("/api/v1/messages", json={"contact_id": huge, "body": "hi"}, headers=admin)
+    assert sent.status_code == 422 and sent.get_json()["error"] == "BadId"

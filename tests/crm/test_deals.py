@@ -114,12 +114,16 @@ def test_a_rep_sees_and_changes_only_their_deals_and_marketers_only_read(
         ama_user = session.scalars(select(User).where(User.email == "ama@example.com")).one()
         session.get_one(Contact, contact_id).owner_id = ama_user.id
         ama_user_id = ama_user.id
+    unowned = open_deal(client, ama, contact_id, owner_id=None).get_json()
+    assert unowned["owner_id"] is None  # explicitly nobody's
+    assert open_deal(client, ama, contact_id, stage=["won"]).status_code == 422
     deal = open_deal(client, ama, contact_id).get_json()
     assert deal["owner_id"] == ama_user_id  # the contact's owner by default
     url = f"/api/v1/deals/{deal['id']}"
     assert client.get(url, headers=kofi).status_code == 404
     assert client.patch(url, json={"amount": 1}, headers=kofi).status_code == 404
-    assert client.get("/api/v1/deals", headers=kofi).get_json()["data"] == []
+    kofis = client.get("/api/v1/deals", headers=kofi).get_json()["data"]
+    assert [d["id"] for d in kofis] == [unowned["id"]]  # nobody's deals are visible to all reps
     assert open_deal(client, kofi, contact_id).status_code == 404  # not his contact
     assert client.get(url, headers=marketer).status_code == 200
     assert client.patch(url, json={"amount": 1}, headers=marketer).status_code == 403

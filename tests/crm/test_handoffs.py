@@ -111,7 +111,7 @@ def test_a_rejection_needs_a_reason_code_and_routes_past_the_rep(
         assert me is not None
         session.get_one(Handoff, handoff.id).rep_id = me.id
     url = f"/api/v1/handoffs/{handoff.id}/reject"
-    assert client.post(url, json={"reason": "lazy"}, headers=auth).status_code == 409
+    assert client.post(url, json={"reason": "lazy"}, headers=auth).status_code == 422
     answer = client.post(url, json={"reason": "too_busy"}, headers=auth)
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["status"] == "rejected"
