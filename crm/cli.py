@@ -70,11 +70,13 @@ def run_command(host: str, port: int, worker: bool, demo: bool) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(
                 f"email={creds.email}\npassword={creds.password}\ntoken={creds.token}\n"
+                f"rep_email={creds.rep_email}\nrep_token={creds.rep_token}\n"
             )
             path.chmod(0o600)
             click.echo(f"Demo data seeded. Sign-in and API token saved to {path} (shown once):")
             click.echo(
-                f"  admin: {creds.email}\n  password: {creds.password}\n  token: {creds.token}"
+                f"  admin: {creds.email}\n  password: {creds.password}\n  token: {creds.token}\n"
+                f"  rep: {creds.rep_email} (same password)\n  rep token: {creds.rep_token}"
             )
     if not settings.twilio_configured:
         click.echo(

@@ -1,4 +1,5 @@
-"""Demo data for `crm run`: an admin with an API token, and a few contacts with timelines.
+"""Demo data for `crm run`: an admin and a rep with API tokens, and a few contacts with
+timelines.
 
 Inbound messages go through the same path as a real webhook (``handle_inbound``), so the demo
 shows what the product does, not hand-made rows.
@@ -18,16 +19,22 @@ from channels.base import InboundEvent
 from crm.contacts import set_tags
 from crm.inbound import handle_inbound
 from crm.models import Contact, Role, User
+from crm.scoring import refit
 from crm.users import create_token, create_user
 
 DEMO_EMAIL = "admin@example.com"
+DEMO_REP_EMAIL = "rep@example.com"
 
 _CONVERSATIONS = [
     (
         "+233241234567",
         "sms",
         "Ama Mensah",
-        ["Hi, how much is the solar lamp?", "Can I pay with mobile money?"],
+        [
+            "Hi, how much is the solar lamp?",
+            "Can I pay with mobile money?",
+            "I want to buy 3 for my shop, can someone from your team call me?",
+        ],
         ["lead"],
     ),
     (
@@ -52,6 +59,8 @@ class DemoCredentials:
     email: str
     password: str
     token: str
+    rep_email: str = DEMO_REP_EMAIL
+    rep_token: str = ""
 
 
 def seed(*, session: Session, default_region: str, texts: ReplyTexts) -> DemoCredentials | None:
@@ -63,6 +72,11 @@ def seed(*, session: Session, default_region: str, texts: ReplyTexts) -> DemoCre
         session=session, email=DEMO_EMAIL, role=Role.ADMIN, password=password, name="Demo Admin"
     )
     token = create_token(session=session, user=admin, name="demo").token
+    # A rep, so hot leads in the demo are routed to somebody (same password as the admin).
+    rep = create_user(
+        session=session, email=DEMO_REP_EMAIL, role=Role.REP, password=password, name="Esi Boateng"
+    )
+    rep_token = create_token(session=session, user=rep, name="demo").token
     for phone, channel, name, messages, tags in _CONVERSATIONS:
         for body in messages:
             result = handle_inbound(
@@ -82,4 +96,5 @@ def seed(*, session: Session, default_region: str, texts: ReplyTexts) -> DemoCre
             )
         contact = session.get_one(Contact, result.contact_id)
         set_tags(session=session, contact=contact, tags=tags)
-    return DemoCredentials(DEMO_EMAIL, password, token)
+        refit(contact)
+    return DemoCredentials(DEMO_EMAIL, password, token, DEMO_REP_EMAIL, rep_token)

@@ -84,7 +84,7 @@ def promote_on_score(session: Session, contact: Contact, threshold: float, point
     MQL."""
     if contact.lifecycle_stage not in (LifecycleStage.SUBSCRIBER, LifecycleStage.LEAD):
         return False
-    if points < threshold:
+    if round(points) < threshold:  # the score people see, so "50" at a threshold of 50 is in
         return False
     return move(
         session,
