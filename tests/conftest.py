@@ -231,6 +231,22 @@ def make_token(rt: Runtime, role: Role = Role.REP, email: str | None = None) -> 
         return create_token(session=session, user=user, name="tests").token
 
 
+def signed_in(
+    rt: Runtime, role: Role, email: str, name: str | None = None
+) -> tuple[int, dict[str, str]]:
+    """A new user with an API token: their id and the Authorization header."""
+    with rt.session() as session:
+        user = create_user(
+            session=session,
+            email=email,
+            role=role,
+            password="correct horse battery",
+            name=name or str(role).title(),
+        )
+        token = create_token(session=session, user=user, name="tests").token
+        return user.id, {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def token(runtime: Runtime) -> str:
     return make_token(runtime, Role.REP)

@@ -6,18 +6,11 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from crm.models import Contact, Role, User
+from crm.models import Contact, Role
 from crm.runtime import Runtime
-from tests.conftest import Webhooks, make_token
+from tests.conftest import Webhooks, signed_in
 
 PHONES = [f"+23324100{i:04d}" for i in range(6)]
-
-
-def bearer(rt: Runtime, role: Role, email: str) -> tuple[int, dict[str, str]]:
-    token = make_token(rt, role, email=email)
-    with rt.session() as session:
-        user_id = session.scalars(select(User.id).where(User.email == email)).one()
-    return user_id, {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -59,7 +52,7 @@ def ids(response) -> list[int]:  # type: ignore[no-untyped-def]
 def test_filters_compose_and_pages_follow_the_cursor(
     client: FlaskClient, runtime: Runtime, contacts: list[int]
 ):
-    _, admin = bearer(runtime, Role.ADMIN, "admin@example.com")
+    _, admin = signed_in(runtime, Role.ADMIN, "admin@example.com")
     get = lambda **q: client.get("/api/v1/contacts", query_string=q, headers=admin)  # noqa: E731
     assert ids(get()) == contacts[::-1]
     assert ids(get(stage="mql")) == [contacts[2], contacts[1]]
@@ -82,8 +75,8 @@ def test_filters_compose_and_pages_follow_the_cursor(
 def test_a_rep_sees_their_contacts_and_the_unassigned_not_another_reps(
     client: FlaskClient, runtime: Runtime, contacts: list[int]
 ):
-    ama_id, ama = bearer(runtime, Role.REP, "ama@example.com")
-    kofi_id, _ = bearer(runtime, Role.REP, "kofi@example.com")
+    ama_id, ama = signed_in(runtime, Role.REP, "ama@example.com")
+    kofi_id, _ = signed_in(runtime, Role.REP, "kofi@example.com")
     with runtime.session() as session:
         session.get_one(Contact, contacts[0]).owner_id = ama_id
         session.get_one(Contact, contacts[1]).owner_id = kofi_id
@@ -108,9 +101,9 @@ def test_a_rep_sees_their_contacts_and_the_unassigned_not_another_reps(
 def test_editing_a_contact_is_validated_all_or_nothing_and_owners_are_checked(
     client: FlaskClient, runtime: Runtime, contacts: list[int]
 ):
-    ama_id, ama = bearer(runtime, Role.REP, "ama@example.com")
-    kofi_id, _ = bearer(runtime, Role.REP, "kofi@example.com")
-    _, marketer = bearer(runtime, Role.MARKETER, "mk@example.com")
+    ama_id, ama = signed_in(runtime, Role.REP, "ama@example.com")
+    kofi_id, _ = signed_in(runtime, Role.REP, "kofi@example.com")
+    _, marketer = signed_in(runtime, Role.MARKETER, "mk@example.com")
     url = f"/api/v1/contacts/{contacts[0]}"
     changed = client.patch(
         url,

@@ -10,17 +10,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from crm.conversations import wake_snoozed
-from crm.models import Contact, Conversation, Role, User
+from crm.models import Contact, Conversation, Role
 from crm.models.base import utcnow
 from crm.runtime import Runtime
-from tests.conftest import Webhooks, make_token, run_jobs
-
-
-def bearer(rt: Runtime, role: Role, email: str) -> tuple[int, dict[str, str]]:
-    token = make_token(rt, role, email=email)
-    with rt.session() as session:
-        user_id = session.scalars(select(User.id).where(User.email == email)).one()
-    return user_id, {"Authorization": f"Bearer {token}"}
+from tests.conftest import Webhooks, make_token, run_jobs, signed_in
 
 
 def text_in(webhooks: Webhooks, body: str = "Hello, is the shop open?") -> None:
@@ -37,7 +30,7 @@ def threads(client: FlaskClient, auth: dict[str, str], **query: str) -> list[dic
 def test_a_message_opens_an_unread_thread_and_a_reply_reads_and_takes_it(
     client: FlaskClient, runtime: Runtime, webhooks: Webhooks
 ):
-    ama_id, ama = bearer(runtime, Role.REP, "ama@example.com")
+    ama_id, ama = signed_in(runtime, Role.REP, "ama@example.com")
     text_in(webhooks)
     run_jobs(runtime)
     [thread] = threads(client, ama, view="unassigned")
@@ -61,7 +54,7 @@ def test_a_message_opens_an_unread_thread_and_a_reply_reads_and_takes_it(
 def test_snoozed_and_closed_threads_reopen_on_the_next_message_or_when_the_snooze_ends(
     client: FlaskClient, runtime: Runtime, webhooks: Webhooks
 ):
-    _, admin = bearer(runtime, Role.ADMIN, "admin@example.com")
+    _, admin = signed_in(runtime, Role.ADMIN, "admin@example.com")
     text_in(webhooks)
     run_jobs(runtime)
     [thread] = threads(client, admin, view="all")
@@ -92,8 +85,8 @@ def test_snoozed_and_closed_threads_reopen_on_the_next_message_or_when_the_snooz
 def test_a_rep_cannot_see_or_take_another_reps_thread(
     client: FlaskClient, runtime: Runtime, webhooks: Webhooks
 ):
-    ama_id, ama = bearer(runtime, Role.REP, "ama@example.com")
-    _, kofi = bearer(runtime, Role.REP, "kofi@example.com")
+    ama_id, ama = signed_in(runtime, Role.REP, "ama@example.com")
+    _, kofi = signed_in(runtime, Role.REP, "kofi@example.com")
     text_in(webhooks)
     run_jobs(runtime)
     with runtime.session() as session:
@@ -110,8 +103,8 @@ def test_a_rep_cannot_see_or_take_another_reps_thread(
 def test_bad_changes_and_oversized_ids_are_clear_errors(
     client: FlaskClient, runtime: Runtime, webhooks: Webhooks
 ):
-    _, admin = bearer(runtime, Role.ADMIN, "admin@example.com")
-    marketer_id, _ = bearer(runtime, Role.MARKETER, "mk@example.com")
+    _, admin = signed_in(runtime, Role.ADMIN, "admin@example.com")
+    marketer_id, _ = signed_in(runtime, Role.MARKETER, "mk@example.com")
     text_in(webhooks)
     run_jobs(runtime)
     [thread] = threads(client, admin, view="all")

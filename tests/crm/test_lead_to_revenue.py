@@ -18,25 +18,11 @@ from sqlalchemy import select
 
 from crm.models import Contact, Handoff, Interaction, Role
 from crm.runtime import Runtime
-from crm.users import create_token, create_user
-from tests.conftest import Webhooks, make_token, run_jobs
+from tests.conftest import Webhooks, make_token, run_jobs, signed_in
 
 WHATSAPP_CUSTOMER = "+254712345678"
 SMS_CUSTOMER = "+233241234567"
 BUYING = ("how much is the solar lamp?", "I want to buy the home kit", "I want to order today")
-
-
-def rep_with_token(rt: Runtime, name: str) -> tuple[int, dict[str, str]]:
-    with rt.session() as session:
-        rep = create_user(
-            session=session,
-            email=f"{name.lower()}@example.com",
-            role=Role.REP,
-            password="correct horse battery",
-            name=name,
-        )
-        token = create_token(session=session, user=rep, name="tests").token
-        return rep.id, {"Authorization": f"Bearer {token}"}
 
 
 def shows_buying_intent(webhooks: Webhooks, phone: str, channel: str) -> None:
@@ -86,8 +72,8 @@ def the_deadline_passes(rt: Runtime, handoff_id: int) -> None:
 def test_pricing_messages_to_an_mql_handoff_escalation_reply_won_deal_and_revenue_by_channel(
     runtime: Runtime, webhooks: Webhooks, client: FlaskClient
 ):
-    ama, ama_auth = rep_with_token(runtime, "Ama")
-    kofi, kofi_auth = rep_with_token(runtime, "Kofi")
+    ama, ama_auth = signed_in(runtime, Role.REP, "ama@example.com", "Ama")
+    kofi, kofi_auth = signed_in(runtime, Role.REP, "kofi@example.com", "Kofi")
     marketer = {"Authorization": f"Bearer {make_token(runtime, Role.MARKETER)}"}
 
     # 1. Two customers ask about prices: first on SMS, then one on WhatsApp.
