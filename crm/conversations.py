@@ -1,17 +1,19 @@
 """Conversations: the inbox's threads, one per contact and channel you can reply on.
 
 Inbound messages open (or reopen) the thread and make it unread; the enrichment job does this
-for a whole batch in two statements, off the webhook's path. A rep's reply marks the thread read,
+for a whole batch in one statement, off the webhook's path. A rep's reply marks the thread read,
 takes it if nobody had it, and is the lead's first touch (``crm.handoffs``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import Insert, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm.db import insert_skipping_conflicts
@@ -46,9 +48,9 @@ def record_arrivals(session: Session, arrivals: Iterable[Arrival]) -> None:
     if not latest:
         return
     now = utcnow()
-    table = Conversation.__table__
+    # One statement: a new thread, or an existing one brought forward (and reopened).
     session.execute(
-        insert_skipping_conflicts(session, table, ["contact_id", "channel"]),
+        _arrivals_upsert(session.get_bind().dialect.name),
         [
             {
                 "contact_id": a.contact_id,
@@ -62,24 +64,24 @@ def record_arrivals(session: Session, arrivals: Iterable[Arrival]) -> None:
             for a in latest.values()
         ],
     )
-    session.execute(
-        update(table)
-        .where(
-            table.c.contact_id == bindparam("b_contact_id"),
-            table.c.channel == bindparam("b_channel"),
-            or_(table.c.last_inbound_at.is_(None), table.c.last_inbound_at < bindparam("b_at")),
-        )
-        .values(
-            last_inbound_at=bindparam("b_at"),
-            status=ConversationStatus.OPEN.value,
-            snoozed_until=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False),
-        [
-            {"b_contact_id": a.contact_id, "b_channel": a.channel, "b_at": a.at}
-            for a in latest.values()
-        ],
+
+
+@functools.cache
+def _arrivals_upsert(dialect_name: str) -> Insert:
+    """Built once per dialect: building it (``excluded`` proxies every column) costs more
+    Python than running it."""
+    table = Conversation.__table__
+    statement = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+    newer = statement.excluded.last_inbound_at
+    return statement.on_conflict_do_update(
+        index_elements=["contact_id", "channel"],
+        set_={
+            "last_inbound_at": newer,
+            "status": ConversationStatus.OPEN.value,
+            "snoozed_until": None,
+            "updated_at": statement.excluded.updated_at,
+        },
+        where=or_(table.c.last_inbound_at.is_(None), table.c.last_inbound_at < newer),
     )
 
 

@@ -69,23 +69,28 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def skip_locked(session: Session, query: Select[Any]) -> Select[Any]:
-    """FOR UPDATE SKIP LOCKED on PostgreSQL, so concurrent workers split rows instead of
-    waiting on each other; SQLite serializes writers anyway."""
+def skip_locked(session: Session, query: Select[Any], of: Any = None) -> Select[Any]:
+    """FOR UPDATE [OF ``of``] SKIP LOCKED on PostgreSQL, so concurrent workers split rows
+    instead of waiting on each other; SQLite serializes writers anyway."""
     if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
+        return query.with_for_update(skip_locked=True, of=of)
     return query
 
 
 def insert_skipping_conflicts(
-    session: Session,
+    session_or_dialect: Session | str,
     target: Any,
     index_elements: list[str],
     index_where: Any = None,
 ) -> Insert:
     """``INSERT ... ON CONFLICT (index_elements) DO NOTHING`` in the session's dialect
-    (PostgreSQL or SQLite); add ``.values`` / ``.returning`` as needed."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    (PostgreSQL or SQLite), or a dialect given by name; add ``.values`` / ``.returning``."""
+    name = (
+        session_or_dialect
+        if isinstance(session_or_dialect, str)
+        else session_or_dialect.get_bind().dialect.name
+    )
+    dialect = postgresql if name == "postgresql" else sqlite
     return dialect.insert(target).on_conflict_do_nothing(
         index_elements=index_elements, index_where=index_where
     )

@@ -15,12 +15,13 @@ opt out at once, in the webhook.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, select
 from sqlalchemy.orm import Session
 
 from crm import lifecycle, routing, scoring
@@ -75,44 +76,46 @@ class Outcome:
     handoffs: list[int] = field(default_factory=list)  # contacts queued for a rep
 
 
-def _pending(session: Session, ids: Sequence[int]) -> list[Interaction]:
+def _pending(session: Session, ids: Sequence[int]) -> list[tuple[Interaction, Contact]]:
+    """The interactions not enriched yet, each with its contact, in one query."""
     query = (
-        select(Interaction)
+        select(Interaction, Contact)
+        .join(Contact, Contact.id == Interaction.contact_id)
         .where(Interaction.id.in_(ids), Interaction.enriched_at.is_(None))
         .order_by(Interaction.id)
     )
     # Two workers holding overlapping batches (a sweep re-enqueued one) split them.
-    return list(session.scalars(skip_locked(session, query)))
+    return [
+        (row, contact)
+        for row, contact in session.execute(skip_locked(session, query, of=Interaction))
+    ]
 
 
 def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify) -> Outcome:
     """Classify the pending interactions among ``interaction_ids`` in one batch and apply the
     signals. Interactions already enriched are skipped, so a re-run changes nothing.
 
-    A batch costs a fixed number of statements, whatever its size: read the interactions, their
-    contacts and consents; write the interactions and contacts (executemany) and the timeline
-    entries (one multi-row insert that skips entries already there, e.g. a ``human_request``
-    the auto-replies recorded for the same message)."""
+    A batch costs a fixed number of statements, whatever its size: read the interactions and
+    their contacts (and consents, when the model read an opt-out); write the conversations (one
+    upsert), the timeline entries (one multi-row insert that skips entries already there, e.g. a
+    ``human_request`` the auto-replies recorded for the same message), the score events, and at
+    commit the interactions and contacts (executemany)."""
     outcome = Outcome()
-    rows = _pending(session, sorted(set(interaction_ids)))
+    pending = _pending(session, sorted(set(interaction_ids)))
+    rows = [row for row, _contact in pending]
+    contacts = {contact.id: contact for _row, contact in pending}
     outcome.skipped = sorted(set(interaction_ids) - {r.id for r in rows})
     if not rows:
         return outcome
     texts = [text_for(r) for r in rows]
     signals = classify(texts)
-    contact_ids = {r.contact_id for r in rows}
-    contacts = {
-        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
-    }
-    opted_out = {
-        (contact_id, channel)
-        for contact_id, channel in session.execute(
-            select(ChannelConsent.contact_id, ChannelConsent.channel).where(
-                ChannelConsent.contact_id.in_(contact_ids),
-                ChannelConsent.status == ConsentStatus.OPTED_OUT,
-            )
-        )
-    }
+    contact_ids = set(contacts)
+    # Consent matters only to an opt-out the model read: ask the database only then.
+    opted_out = (
+        _opted_out(session, contact_ids)
+        if any(signal.intent == "opt_out" for signal in signals)
+        else set()
+    )
     entries: list[dict[str, Any]] = []
     score_events: dict[Contact, list[scoring.Event]] = {}
     arrivals: list[Arrival] = []
@@ -139,11 +142,13 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
         entries.extend(found)
         kinds = {entry["metadata"]["signal"] for entry in found}
         score_events.setdefault(contact, []).extend(_score_events(row, signal, kinds))
-    session.flush()
-    record_arrivals(session, arrivals)
-    outcome.signals = _insert_entries(session, entries)
-    rules = scoring.load_rules()
-    counted = scoring.apply_events(session, score_events, rules, now)
+    # The Core statements below must not flush the rows changed above half-way: each
+    # interaction and contact is written once, by one UPDATE, when the job commits.
+    with session.no_autoflush:
+        record_arrivals(session, arrivals)
+        outcome.signals = _insert_entries(session, entries)
+        rules = scoring.load_rules()
+        counted = scoring.apply_events(session, score_events, rules, now)
     moved = set(counted)
     for contact in score_events:
         if contact.id in moved and lifecycle.promote_on_score(
@@ -152,6 +157,17 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
             outcome.promoted.append(contact.id)
     _request_handoffs(session, outcome, entries)
     return outcome
+
+
+def _opted_out(session: Session, contact_ids: set[int]) -> set[tuple[int, str]]:
+    """(contact id, channel) of each opt-out among these contacts."""
+    rows = session.execute(
+        select(ChannelConsent.contact_id, ChannelConsent.channel).where(
+            ChannelConsent.contact_id.in_(contact_ids),
+            ChannelConsent.status == ConsentStatus.OPTED_OUT,
+        )
+    )
+    return {(contact_id, channel) for contact_id, channel in rows}
 
 
 def _request_handoffs(session: Session, outcome: Outcome, entries: list[dict[str, Any]]) -> None:
@@ -192,14 +208,19 @@ def _insert_entries(session: Session, entries: list[dict[str, Any]]) -> list[tup
     """Insert the signal entries not already on the timeline; (contact id, kind) of each."""
     if not entries:
         return []
-    table = Interaction.__table__
-    statement = insert_skipping_conflicts(
-        session, table, ["provider", "provider_message_id"]
-    ).returning(table.c.contact_id, table.c.metadata)
+    statement = _insert_entries_statement(session.get_bind().dialect.name)
     # executemany: multi-row batches from a statement compiled once.
     return [
         (contact_id, meta["signal"]) for contact_id, meta in session.execute(statement, entries)
     ]
+
+
+@functools.cache
+def _insert_entries_statement(dialect_name: str) -> Insert:
+    table = Interaction.__table__
+    return insert_skipping_conflicts(
+        dialect_name, table, ["provider", "provider_message_id"]
+    ).returning(table.c.contact_id, table.c.metadata)
 
 
 def _roll_up(

@@ -204,10 +204,16 @@ def total(contact: Contact) -> float:
 def _insert_new(session: Session) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING what counted; run as executemany, which
     SQLAlchemy sends as multi-row batches with a statement compiled once."""
+    return _insert_new_for(session.get_bind().dialect.name)
+
+
+@functools.cache
+def _insert_new_for(dialect_name: str) -> Insert:
+    """Built once per dialect (building costs more Python than the round trip)."""
     table = ScoreEvent.__table__
-    return insert_skipping_conflicts(session, table, ["contact_id", "rule", "source"]).returning(
-        table.c.contact_id, table.c.points, table.c.occurred_at
-    )
+    return insert_skipping_conflicts(
+        dialect_name, table, ["contact_id", "rule", "source"]
+    ).returning(table.c.contact_id, table.c.points, table.c.occurred_at)
 
 
 @dataclass(frozen=True)

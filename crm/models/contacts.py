@@ -81,6 +81,9 @@ class Contact(Base):
         return [t.tag for t in self.tags]
 
 
+# The contacts list's usual filter (crm.contact_search): a stage, then a score range.
+Index("ix_contacts_stage_score", Contact.lifecycle_stage, Contact.score)
+
 Index(
     "ix_contacts_opt_out_review",
     Contact.opt_out_review_at,
