@@ -36,6 +36,7 @@ bench: $(STAMP)  ## needs PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see be
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python -m bench.ussd
 	$(BIN)/python -m bench.intelligence
+	$(BIN)/python -m bench.scoring
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info
