@@ -1,6 +1,13 @@
 """All models, imported here so metadata is complete for Alembic and create_all."""
 
 from crm.models.base import Base
+from crm.models.campaigns import (
+    Campaign,
+    CampaignRecipient,
+    CampaignStatus,
+    RecipientState,
+    Segment,
+)
 from crm.models.contacts import (
     ChannelConsent,
     ConsentStatus,
@@ -21,6 +28,9 @@ from crm.models.users import ApiToken, Role, User
 __all__ = [
     "ApiToken",
     "Base",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignStatus",
     "Channel",
     "ChannelConsent",
     "ConsentStatus",
@@ -37,7 +47,9 @@ __all__ = [
     "LifecycleStage",
     "Notification",
     "OutboxJob",
+    "RecipientState",
     "Role",
     "ScoreEvent",
+    "Segment",
     "User",
 ]
