@@ -161,9 +161,10 @@ def _in_countries(countries: tuple[str, ...]):  # type: ignore[no-untyped-def]
     )
 
 
-def conditions(filters: SegmentFilters) -> list[Any]:
-    """The WHERE conditions of a segment, on ``contacts``."""
-    where: list[Any] = [Contact.merged_into_id.is_(None)]
+def conditions(filters: SegmentFilters, *, with_merged: bool = False) -> list[Any]:
+    """The WHERE conditions of a segment, on ``contacts`` (merged tombstones left out unless
+    ``with_merged``: the audience counts them as duplicates)."""
+    where: list[Any] = [] if with_merged else [Contact.merged_into_id.is_(None)]
     if filters.stages:
         where.append(Contact.lifecycle_stage.in_(filters.stages))
     if filters.score_min is not None:
