@@ -141,6 +141,8 @@ class OutboundMessage:
     body: str
     status_callback: str | None = None
     media_urls: tuple[str, ...] = ()
+    # A number or messaging service to send from instead of the configured one (a campaign's).
+    sender: str | None = None
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,11 @@ class TwilioAdapter:
             self._client = client
         return self._client
 
-    def _sender_kwargs(self, channel: str) -> dict[str, str]:
+    def _sender_kwargs(self, channel: str, sender: str | None = None) -> dict[str, str]:
+        if sender:
+            if sender.startswith("MG"):
+                return {"messaging_service_sid": sender}
+            return {"from_": WHATSAPP_PREFIX + sender if channel == "whatsapp" else sender}
         if self._messaging_service_sid:
             return {"messaging_service_sid": self._messaging_service_sid}
         if channel == "whatsapp":
@@ -195,7 +199,7 @@ class TwilioAdapter:
         kwargs: dict[str, object] = {
             "to": to,
             "body": message.body,
-            **self._sender_kwargs(message.channel),
+            **self._sender_kwargs(message.channel, message.sender),
         }
         if message.status_callback:
             kwargs["status_callback"] = message.status_callback

@@ -38,7 +38,7 @@ class Variant:
 
 
 def parse_variants(raw: object) -> list[Variant]:
-    """``[{"name": "A", "body": "...", "weight": 50}, ...]``; weights add up to 100 (one
+    """``[{"name": "A", "body": "...", "weight": 50}, ...]``; weights add up to 100 (a single
     variant may leave its weight out)."""
     if not isinstance(raw, list) or not raw or len(raw) > 5:
         raise TemplateError("variants: a list of 1 to 5 {name, body, weight}")

@@ -52,6 +52,7 @@ JOBS: dict[str, JobSpec] = {
         "workers.jobs.route_lead", "default", timeout=60, retry=Retry(max=3, interval=[5, 30, 120])
     ),
     "handoff_sla": JobSpec("workers.jobs.check_handoff_sla", "default", timeout=60),
+    "campaign_send": JobSpec("workers.jobs.send_campaign_chunk", "campaigns", timeout=3600),
     "notify_sms": JobSpec(
         "workers.jobs.send_notification_sms",
         "messages",
@@ -65,7 +66,7 @@ JOBS: dict[str, JobSpec] = {
         retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]),
     ),
 }
-QUEUES = ["messages", "enrichment", "default"]
+QUEUES = ["messages", "enrichment", "campaigns", "default"]
 # A row the sweeper has enqueued this many times is left pending for a person to look at.
 MAX_SWEEP_ATTEMPTS = 5
 ENRICH_BATCH = 512  # rows per enrichment job

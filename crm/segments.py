@@ -23,7 +23,7 @@ from typing import Any
 
 import phonenumbers
 from sqlalchemy import Select, and_, exists, func, not_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from crm.models import ChannelConsent, ConsentStatus, Contact, ContactTag, Identity, LifecycleStage
 
@@ -136,28 +136,35 @@ def parse_filters(raw: object) -> SegmentFilters:
     return filters
 
 
+# Subqueries use aliases: a query that joins these tables itself (crm.audience joins the
+# contact's phone and consent) must not have them correlated away.
+
+
 def _has_tag(tags: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    return exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag.in_(tags))
+    tag = aliased(ContactTag)
+    return exists().where(tag.contact_id == Contact.id, tag.tag.in_(tags))
 
 
 def _consent(channel: str, status: str):  # type: ignore[no-untyped-def]
-    row = exists().where(ChannelConsent.contact_id == Contact.id, ChannelConsent.channel == channel)
+    consent = aliased(ChannelConsent)
+    row = exists().where(consent.contact_id == Contact.id, consent.channel == channel)
     if status == "unknown":
         return not_(row)
     wanted = ConsentStatus.OPTED_IN if status == "opted_in" else ConsentStatus.OPTED_OUT
     return exists().where(
-        ChannelConsent.contact_id == Contact.id,
-        ChannelConsent.channel == channel,
-        ChannelConsent.status == wanted.value,
+        consent.contact_id == Contact.id,
+        consent.channel == channel,
+        consent.status == wanted.value,
     )
 
 
 def _in_countries(countries: tuple[str, ...]):  # type: ignore[no-untyped-def]
     codes = sorted({phonenumbers.country_code_for_region(c) for c in countries})
+    phone = aliased(Identity)
     return exists().where(
-        Identity.contact_id == Contact.id,
-        Identity.kind == "phone",
-        or_(*(Identity.value.like(f"+{code}%") for code in codes)),
+        phone.contact_id == Contact.id,
+        phone.kind == "phone",
+        or_(*(phone.value.like(f"+{code}%") for code in codes)),
     )
 
 

@@ -31,6 +31,17 @@ def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
     return env.get(name, default).strip()
 
 
+def _rates(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """``+15005550006=1,MG...=100``: messages per second per sender."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in env.get(name, "").split(","))):
+        sender, _, rate = item.partition("=")
+        if not sender.strip() or not rate.strip().isdigit() or int(rate) < 1:
+            raise SettingsError(f"{name}: {item!r} is not sender=messages-per-second")
+        pairs.append((sender.strip(), int(rate)))
+    return tuple(pairs)
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -95,6 +106,10 @@ class Settings:
     bot_rules_file: Path | None = None  # empty: the rules shipped in bot/menus/auto_replies.yaml
     rep_handling_hours: int = 24  # a rep's reply silences the bot on that contact this long
     simulator_enabled: bool = True  # /simulator; always off in production
+    campaign_threads: int = 8  # sends in flight per campaign job (provider round trips overlap)
+    # Messages per second per sender ("sender=rate,..."); unset senders: 1 for a long code,
+    # 100 for a short code or messaging service (workers/send_rate.py).
+    send_rates: tuple[tuple[str, int], ...] = ()
 
     @property
     def production(self) -> bool:
@@ -170,6 +185,8 @@ class Settings:
             ),
             rep_handling_hours=_int(env, "BOT_REP_HANDLING_HOURS", cls.rep_handling_hours),
             simulator_enabled=mode != "production" and _bool(env, "SIMULATOR", True),
+            campaign_threads=_int(env, "CAMPAIGN_THREADS", cls.campaign_threads),
+            send_rates=_rates(env, "SEND_RATES"),
         )
         settings.validate()
         if not settings.secret_key:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
-from crm import enrichment, handoffs, notifications, outbox, routing
+from crm import campaign_send, enrichment, handoffs, notifications, outbox, routing
 from crm.messaging import perform_send
 from crm.models import Interaction
 from workers.context import runtime
@@ -79,3 +80,65 @@ def send_notification_sms(*, outbox_id: int, notification_id: int) -> None:
         status = notifications.send_sms(session, notification_id, rt.adapters["twilio"])
         outbox.mark_done(session, outbox_id)
     log.info("notification %s SMS: %s", notification_id, status)
+
+
+def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last_id: int) -> None:
+    """Send one chunk of a campaign's recipients with several threads (provider round trips
+    overlap) under the senders' shared rate limits; come back when quiet hours or retries
+    leave recipients for later."""
+    from workers.send_rate import SendRate, limit_for
+
+    rt = runtime()
+    rates = SendRate(rt.redis)
+    configured = dict(rt.settings.send_rates)
+    adapter = rt.adapters["twilio"]
+
+    def acquire(sender: str) -> None:
+        rates.acquire(sender, limit_for(sender, configured))
+
+    settings = rt.settings
+    default_sender = settings.twilio_messaging_service_sid or settings.twilio_from_number
+    unknown = campaign_send.start_chunk(rt.sessions, campaign_id, first_id, last_id)
+
+    def run() -> campaign_send.ChunkResult:
+        return campaign_send.send_chunk(
+            rt.sessions,
+            adapter,
+            campaign_id=campaign_id,
+            first_id=first_id,
+            last_id=last_id,
+            acquire=acquire,
+            default_sender=default_sender or "default",
+            status_callback=lambda interaction_id: rt.status_callback_url(
+                adapter.name, interaction_id
+            ),
+        )
+
+    threads = max(1, rt.settings.campaign_threads)
+    with ThreadPoolExecutor(threads, thread_name_prefix=f"campaign-{campaign_id}") as pool:
+        results = [f.result() for f in [pool.submit(run) for _ in range(threads)]]
+    sent = sum(r.sent for r in results)
+    next_due = min((r.next_due for r in results if r.next_due), default=None)
+    stopped = next((r.stopped for r in results if r.stopped), None)
+    with rt.session() as session:
+        if next_due is not None and stopped is None:
+            outbox.add(
+                session,
+                "campaign_send",
+                campaign_id=campaign_id,
+                first_id=first_id,
+                last_id=last_id,
+                run_at=next_due.isoformat(),
+            )
+        outbox.mark_done(session, outbox_id)
+        campaign_send.finish_if_done(session, campaign_id)
+    log.info(
+        "campaign %s chunk %s-%s: %d sent, %d unknown, next %s, stopped %s",
+        campaign_id,
+        first_id,
+        last_id,
+        sent,
+        unknown,
+        next_due,
+        stopped,
+    )

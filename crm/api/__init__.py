@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from crm.api.ids import BadId
+from crm.campaign_render import TemplateError
+from crm.campaigns import CampaignError
 from crm.consent import NothingToReview, OptedOut
 from crm.contact_edits import EditError
 from crm.contact_search import FilterError
@@ -15,6 +17,7 @@ from crm.handoffs import HandoffError, InvalidReason, NotYourHandoff
 from crm.messaging import SendRefused
 from crm.phones import InvalidPhoneNumber
 from crm.reports import ReportError
+from crm.segments import SegmentError
 from crm.timeline import InvalidCursor
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -36,6 +39,9 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (EditError, 422),
     (DealError, 422),
     (ConversationError, 422),
+    (CampaignError, 422),
+    (SegmentError, 422),
+    (TemplateError, 422),
 ]
 
 
@@ -50,6 +56,7 @@ for _exc_type, _status in _ERRORS:
 
 # Routes register on import; errors their modules define register here too.
 from crm.api import (  # noqa: E402
+    campaigns,
     contacts,
     conversations,
     deals,
@@ -61,10 +68,11 @@ from crm.api import (  # noqa: E402
 )
 
 for _exc_type, _status in [
+    (campaigns.CampaignNotFound, 404),
     (deals.DealNotFound, 404),
     (conversations.ConversationNotFound, 404),
     (notifications.NotificationNotFound, 404),
 ]:
     _register_error(_exc_type, _status)
 
-__all__ = ["api", "contacts", "handoffs", "messages", "openapi", "reports"]
+__all__ = ["api", "campaigns", "contacts", "handoffs", "messages", "openapi", "reports"]

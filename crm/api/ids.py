@@ -10,7 +10,7 @@ from typing import Any
 
 from werkzeug.routing import IntegerConverter, Map
 
-MAX_ID = 2**31 - 1  # INTEGER primary keys; larger ids cannot exist
+from crm.ids import MAX_ID, is_id
 
 
 class IdConverter(IntegerConverter):
@@ -22,10 +22,6 @@ class IdConverter(IntegerConverter):
 
 class BadId(ValueError):
     """An id in a body (answered with 422) or a query string (400, as QueryError)."""
-
-
-def is_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
 
 
 def body_id(body: dict[str, Any], name: str) -> int:

@@ -74,11 +74,15 @@ class Campaign(Base):
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: now
     in_contact_timezone: Mapped[bool] = mapped_column(Boolean, default=False)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    quiet_start: Mapped[str | None] = mapped_column(String(5), default="20:00")  # local HH:MM
-    quiet_end: Mapped[str | None] = mapped_column(String(5), default="08:00")
+    # Local HH:MM, default 20:00-08:00 (set by crm.campaigns); None: no quiet hours. No column
+    # default: SQLAlchemy would put it back in place of an explicit None.
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # At launch: recipients, excluded by reason, parts and estimated cost (crm.campaign_launch).
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     launched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

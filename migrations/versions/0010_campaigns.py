@@ -54,6 +54,7 @@ def upgrade() -> None:
         _user("created_by"),
         _when("created_at", nullable=False),
         _when("updated_at", nullable=False),
+        sa.Column("summary", _JSON, nullable=False),
         _when("launched_at"),
         _when("finished_at"),
     )

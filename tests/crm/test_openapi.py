@@ -19,7 +19,7 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from crm.api.openapi import SPEC_FILE, spec
-from crm.models import Handoff, Identity, Role
+from crm.models import Campaign, Handoff, Identity, Role
 from crm.runtime import Runtime
 from tests.conftest import Webhooks, make_token, run_jobs
 
@@ -441,6 +441,190 @@ def test_real_responses_match_the_documented_schemas(
     assert row["handoffs"] == 1 and row["touched_in_time"] == 1
 
 
+def test_segment_and_campaign_responses_match_the_documented_schemas(
+    runtime: Runtime, client: FlaskClient, webhooks: Webhooks
+):
+    """A marketer composes a segment and a campaign, previews it and deletes both: each answer,
+    and the errors on the way, as documented."""
+    marketer = bearer(runtime, Role.MARKETER)
+    inbound(webhooks, PHONE, "Hello, how much is the solar kit?")
+    run_jobs(runtime)  # enrichment: the contact's last touch, which segments filter on
+    contact_id = contact_of(runtime, PHONE)
+
+    # Segments: a live count while composing, then saved, listed, read and changed.
+    filters = {
+        "countries": ["gh"],
+        "score_min": 0,
+        "score_max": None,
+        "tags": [],
+        "exclude_tags": ["Competitor"],
+        "consent": {"whatsapp": "unknown"},
+        "last_inbound_after": "2020-01-01T00:00:00+00:00",
+        "attributes": {},
+    }
+    counted = send(client, "POST", "/api/v1/segments/count", marketer, body={"filters": filters})
+    assert check(counted, "POST", "/api/v1/segments/count") == {"count": 1}
+    everyone = send(client, "POST", "/api/v1/segments/count", marketer, body={})
+    assert check(everyone, "POST", "/api/v1/segments/count") == {"count": 1}
+
+    created = send(
+        client, "POST", "/api/v1/segments", marketer, body={"name": " Ghana ", "filters": filters}
+    )
+    segment = check(created, "POST", "/api/v1/segments")
+    assert created.status_code == 201
+    assert (segment["name"], segment["filters"], segment["count"]) == ("Ghana", filters, 1)
+    segment_id = segment["id"]
+    listed = check(send(client, "GET", "/api/v1/segments", marketer), "GET", "/api/v1/segments")
+    assert [(s["id"], s["count"]) for s in listed["data"]] == [(segment_id, None)]
+    one = "/api/v1/segments/{segment_id}"
+    shown = check(send(client, "GET", one, marketer, segment_id=segment_id), "GET", one)
+    assert shown == segment
+    narrower = {"stages": ["customer"], "sentiment": ["positive"]}
+    patched = check(
+        send(
+            client,
+            "PATCH",
+            one,
+            marketer,
+            body={"name": "Happy customers", "filters": narrower},
+            segment_id=segment_id,
+        ),
+        "PATCH",
+        one,
+    )
+    assert (patched["name"], patched["filters"], patched["count"]) == (
+        "Happy customers",
+        narrower,
+        0,
+    )
+    patched = check(
+        send(
+            client,
+            "PATCH",
+            one,
+            marketer,
+            body={"filters": {"countries": ["GH"]}},
+            segment_id=segment_id,
+        ),
+        "PATCH",
+        one,
+    )
+    assert patched["count"] == 1
+
+    # Campaigns: composed as a draft, listed, read, scheduled; a template typo is refused.
+    body = "Hi {{ first_name | default('there') }}, it\u2019s 20% off solar kits this week"
+    composed = send(
+        client,
+        "POST",
+        "/api/v1/campaigns",
+        marketer,
+        body={
+            "name": "Rainy season",
+            "channel": "sms",
+            "sender": "SOLARCO",
+            "segment_id": segment_id,
+            "body": body,
+            "timezone": "Africa/Accra",
+        },
+    )
+    campaign = check(composed, "POST", "/api/v1/campaigns")
+    assert composed.status_code == 201
+    assert (campaign["status"], campaign["send_at"], campaign["launched_at"]) == (
+        "draft",
+        None,
+        None,
+    )
+    assert campaign["variants"] == [{"name": "A", "body": body, "weight": 100}]
+    assert (campaign["quiet_start"], campaign["quiet_end"]) == ("20:00", "08:00")
+    campaign_id = campaign["id"]
+    campaigns = check(
+        send(client, "GET", "/api/v1/campaigns", marketer), "GET", "/api/v1/campaigns"
+    )
+    assert [c["id"] for c in campaigns["data"]] == [campaign_id]
+    path = "/api/v1/campaigns/{campaign_id}"
+    assert (
+        check(send(client, "GET", path, marketer, campaign_id=campaign_id), "GET", path) == campaign
+    )
+    changes = {
+        "send_at": "2030-12-01T09:00:00+00:00",
+        "in_contact_timezone": True,
+        "quiet_start": "21:00",
+        "quiet_end": "07:30",
+        "variants": [
+            {"name": "A", "body": body, "weight": 50},
+            {"body": "Hello {{ name | default('friend') }}, it\u2019s lamp season", "weight": 50},
+        ],
+    }
+    scheduled = check(
+        send(client, "PATCH", path, marketer, body=changes, campaign_id=campaign_id), "PATCH", path
+    )
+    assert (scheduled["status"], scheduled["send_at"]) == ("scheduled", "2030-12-01T09:00:00+00:00")
+    assert [v["name"] for v in scheduled["variants"]] == ["A", "B"]
+    typo = send(
+        client,
+        "PATCH",
+        path,
+        marketer,
+        body={"body": "Hi {{ frist_name }}"},
+        campaign_id=campaign_id,
+    )
+    assert typo.status_code == 422 and "frist_name" in check(typo, "PATCH", path)["message"]
+
+    # The preview: the contact, their message rendered, and the character that forced UCS-2.
+    preview = "/api/v1/campaigns/{campaign_id}/preview"
+    answer = check(
+        send(client, "POST", preview, marketer, campaign_id=campaign_id), "POST", preview
+    )
+    assert (answer["recipients"], answer["excluded"], answer["excluded_total"]) == (1, {}, 0)
+    [sample] = answer["samples"]
+    assert (sample["contact_id"], sample["phone"]) == (contact_id, PHONE)
+    assert sample["body"].startswith(("Hi there,", "Hello friend,"))
+    assert answer["by_encoding"] == {"UCS-2": 1} and sum(answer["by_variant"].values()) == 1
+    assert answer["ucs2_characters"] == [{"character": "\u2019", "suggestion": "'", "messages": 1}]
+
+    # A campaign without a segment cannot be previewed; a launched one is neither changed
+    # nor deleted.
+    bare = check(
+        send(
+            client,
+            "POST",
+            "/api/v1/campaigns",
+            marketer,
+            body={"name": "Later", "channel": "whatsapp"},
+        ),
+        "POST",
+        "/api/v1/campaigns",
+    )
+    early = send(client, "POST", preview, marketer, campaign_id=bare["id"])
+    assert early.status_code == 422 and check(early, "POST", preview)["error"] == "CampaignError"
+    with runtime.session() as session:
+        session.get_one(Campaign, bare["id"]).status = "done"
+    for method in ("PATCH", "DELETE"):
+        refused = send(
+            client,
+            method,
+            path,
+            marketer,
+            body={} if method == "PATCH" else None,
+            campaign_id=bare["id"],
+        )
+        assert (
+            refused.status_code == 422 and check(refused, method, path)["error"] == "CampaignError"
+        )
+
+    # Deleting the segment leaves its campaign without one; then the campaign goes too.
+    deleted = send(client, "DELETE", one, marketer, segment_id=segment_id)
+    assert deleted.status_code == 204 and check(deleted, "DELETE", one) is None
+    orphan = check(send(client, "GET", path, marketer, campaign_id=campaign_id), "GET", path)
+    assert orphan["segment_id"] is None
+    deleted = send(client, "DELETE", path, marketer, campaign_id=campaign_id)
+    assert deleted.status_code == 204 and check(deleted, "DELETE", path) is None
+    for route, ids in ((one, {"segment_id": segment_id}), (path, {"campaign_id": campaign_id})):
+        missing = send(client, "GET", route, marketer, **ids)
+        assert missing.status_code == 404
+        assert check(missing, "GET", route)["error"] == "CampaignNotFound"
+
+
 def test_a_rejected_handoff_matches_the_documented_schema(
     runtime: Runtime, client: FlaskClient, webhooks: Webhooks
 ):
@@ -561,6 +745,53 @@ def test_a_rejected_handoff_matches_the_documented_schema(
             422,
             "SendRefused",
         ),
+        (Role.REP, "GET", "/api/v1/campaigns", {}, None, 403, "Forbidden"),
+        (
+            Role.MARKETER,
+            "GET",
+            "/api/v1/campaigns/{campaign_id}",
+            {},
+            None,
+            404,
+            "CampaignNotFound",
+        ),
+        (Role.ADMIN, "DELETE", "/api/v1/segments/{segment_id}", {}, None, 404, "CampaignNotFound"),
+        (
+            Role.MARKETER,
+            "POST",
+            "/api/v1/segments/count",
+            {},
+            {"filters": {"stages": ["champion"]}},
+            422,
+            "SegmentError",
+        ),
+        (
+            Role.MARKETER,
+            "POST",
+            "/api/v1/segments",
+            {},
+            {"name": "Blue", "filters": {"colour": "blue"}},
+            422,
+            "SegmentError",
+        ),
+        (
+            Role.MARKETER,
+            "POST",
+            "/api/v1/campaigns",
+            {},
+            {"name": "Blank", "channel": "sms", "body": "   "},
+            422,
+            "CampaignError",
+        ),
+        (
+            Role.MARKETER,
+            "POST",
+            "/api/v1/campaigns",
+            {},
+            {"name": "A/B", "channel": "sms", "body": "Hi", "variants": [{"body": "Hi"}]},
+            422,
+            "CampaignError",
+        ),
     ],
 )
 def test_error_responses_match_the_documented_schemas(
@@ -581,6 +812,7 @@ def test_error_responses_match_the_documented_schemas(
     contact_id = contact_of(runtime, PHONE)
     ids = {"contact_id": MISSING if status == 404 else contact_id}
     ids |= {"deal_id": MISSING, "conversation_id": MISSING}
+    ids |= {"campaign_id": MISSING, "segment_id": MISSING}
     query = dict(params)
     if query.pop("merge", None) == "self":
         body = {"merge_contact_id": contact_id}

@@ -1,0 +1,207 @@
+"""Launching and sending a campaign for real: recipients materialized once, sent by RQ jobs
+through the twilio SDK to the local Twilio server, each exactly once; opted-out never; quiet
+hours wait; provider errors retried or recorded with their action."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from crm.campaign_launch import launch
+from crm.campaigns import CampaignError, create_campaign
+from crm.consent import set_consent
+from crm.models import (
+    Campaign,
+    CampaignRecipient,
+    ChannelConsent,
+    ConsentStatus,
+    Contact,
+    Identity,
+    Role,
+    Segment,
+)
+from crm.models.base import utcnow
+from crm.runtime import Runtime
+from crm.users import create_user
+from tests.conftest import run_jobs
+from tests.fakes.twilio_api import FakeTwilio
+
+PHONES = [f"+2332410{i:05d}" for i in range(12)]
+SERVICE = "MG" + "a" * 32
+
+
+def make_campaign(rt: Runtime, *, quiet: tuple[str, str] | None = None, count: int = 12) -> int:
+    with rt.session() as session:
+        user = create_user(
+            session=session, email="mk@example.com", role=Role.MARKETER, password="x" * 12
+        )
+        for phone in PHONES[:count]:
+            contact = Contact(name=f"Customer {phone[-2:]}", lifecycle_stage="lead", attributes={})
+            session.add(contact)
+            session.flush()
+            session.add(Identity(contact_id=contact.id, kind="phone", value=phone))
+        segment = Segment(name="Ghana", filters={"countries": ["GH"]})
+        session.add(segment)
+        session.flush()
+        campaign = create_campaign(
+            session,
+            {
+                "name": "Promo",
+                "channel": "sms",
+                "sender": SERVICE,  # a messaging service: 100 messages/s
+                "segment_id": segment.id,
+                "body": "Hi {{ first_name }}, 20% off lamps",
+                "quiet_start": quiet[0] if quiet else None,
+                "quiet_end": quiet[1] if quiet else None,
+            },
+            user,
+        )
+        return campaign.id
+
+
+def do_launch(rt: Runtime, campaign_id: int) -> None:
+    with rt.session() as session:
+        launch(session, session.get_one(Campaign, campaign_id))
+
+
+def recipients(rt: Runtime, campaign_id: int) -> list[CampaignRecipient]:
+    with rt.session() as session:
+        return list(
+            session.scalars(
+                select(CampaignRecipient)
+                .where(CampaignRecipient.campaign_id == campaign_id)
+                .order_by(CampaignRecipient.id)
+            )
+        )
+
+
+def accepted(fake: FakeTwilio, failures: int = 0) -> list[str]:
+    """The numbers the provider accepted a message for (refused attempts are not sends)."""
+    return [r["To"][0] for r in fake.requests][failures:]
+
+
+def test_every_recipient_gets_exactly_one_message_and_the_campaign_finishes(
+    runtime: Runtime, fake_twilio: FakeTwilio
+):
+    campaign_id = make_campaign(runtime)
+    do_launch(runtime, campaign_id)
+    with pytest.raises(CampaignError, match="running"):  # launching twice adds nobody
+        do_launch(runtime, campaign_id)
+    run_jobs(runtime)
+    assert sorted(accepted(fake_twilio)) == sorted(PHONES)
+    rows = recipients(runtime, campaign_id)
+    assert {r.state for r in rows} == {"sent"} and all(r.provider_message_id for r in rows)
+    assert rows[0].body.startswith("Hi Customer, 20% off")
+    assert {r["MessagingServiceSid"][0] for r in fake_twilio.requests} == {SERVICE}
+    with runtime.session() as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        assert campaign.status == "done" and campaign.summary["recipients"] == 12
+    run_jobs(runtime)  # nothing is sent twice
+    assert len(fake_twilio.requests) == 12
+
+
+def test_opted_out_contacts_are_never_sent_even_when_they_opt_out_after_launch(
+    runtime: Runtime, fake_twilio: FakeTwilio
+):
+    campaign_id = make_campaign(runtime)
+    with runtime.session() as session:
+        first = session.scalars(select(Identity).where(Identity.value == PHONES[0])).one()
+        session.add(
+            ChannelConsent(
+                contact_id=first.contact_id, channel="sms", status="opted_out", source="t"
+            )
+        )
+    do_launch(runtime, campaign_id)
+    with runtime.session() as session:
+        summary = session.get_one(Campaign, campaign_id).summary
+        assert summary["excluded"] == {"opted_out": 1} and summary["recipients"] == 11
+        late = session.scalars(select(Identity).where(Identity.value == PHONES[1])).one()
+        set_consent(
+            session=session,
+            contact=session.get_one(Contact, late.contact_id),
+            channel="sms",
+            status=ConsentStatus.OPTED_OUT,
+            source="keyword:STOP",
+        )
+    run_jobs(runtime)
+    assert PHONES[0] not in accepted(fake_twilio) and PHONES[1] not in accepted(fake_twilio)
+    assert len(accepted(fake_twilio)) == 10
+    skipped = [r for r in recipients(runtime, campaign_id) if r.state == "skipped"]
+    assert [r.action for r in skipped] == ["opted out since launch"]
+
+
+def test_quiet_hours_defer_sends_they_never_drop_them(runtime: Runtime, fake_twilio: FakeTwilio):
+    now = utcnow()  # Ghana is on UTC: a quiet window around now
+    quiet = (
+        (now - timedelta(hours=1)).strftime("%H:%M"),
+        (now + timedelta(hours=1)).strftime("%H:%M"),
+    )
+    campaign_id = make_campaign(runtime, quiet=quiet, count=3)
+    do_launch(runtime, campaign_id)
+    run_jobs(runtime)
+    assert fake_twilio.requests == []
+    rows = recipients(runtime, campaign_id)
+    assert {r.state for r in rows} == {"pending"}
+    assert all(r.not_before > now + timedelta(minutes=50) for r in rows)
+    with runtime.session() as session:  # the quiet hours end: the scheduled job sends them
+        for row in session.scalars(select(CampaignRecipient)):
+            row.not_before = utcnow() - timedelta(seconds=1)
+    from workers.context import use
+    from workers.jobs import send_campaign_chunk
+
+    use(runtime)
+    send_campaign_chunk(
+        outbox_id=0, campaign_id=campaign_id, first_id=rows[0].id, last_id=rows[-1].id
+    )
+    assert sorted(accepted(fake_twilio)) == sorted(PHONES[:3])
+
+
+def test_provider_errors_are_retried_or_recorded_with_their_action(
+    runtime: Runtime, fake_twilio: FakeTwilio
+):
+    campaign_id = make_campaign(runtime, count=4)
+    fake_twilio.fail_next(429, 20429, "Too Many Requests")
+    fake_twilio.fail_next(400, 21610, "Attempt to send to unsubscribed recipient")
+    do_launch(runtime, campaign_id)
+    run_jobs(runtime)
+    rows = recipients(runtime, campaign_id)
+    by_state = {r.state: r for r in rows}
+    assert sorted(r.state for r in rows) == ["failed", "pending", "sent", "sent"]
+    assert by_state["pending"].error_code == "20429" and by_state["pending"].attempts == 1
+    failed = by_state["failed"]
+    assert failed.error_code == "21610" and failed.action.startswith("opted out")
+    with runtime.session() as session:
+        consent = session.scalars(
+            select(ChannelConsent).where(ChannelConsent.contact_id == failed.contact_id)
+        ).one()
+        assert consent.status == "opted_out"
+        session.get_one(CampaignRecipient, by_state["pending"].id).not_before = utcnow()
+    from workers.context import use
+    from workers.jobs import send_campaign_chunk
+
+    use(runtime)
+    send_campaign_chunk(
+        outbox_id=0, campaign_id=campaign_id, first_id=rows[0].id, last_id=rows[-1].id
+    )
+    sent = [r for r in recipients(runtime, campaign_id) if r.state == "sent"]
+    assert len(sent) == 3
+    assert (
+        sorted(accepted(fake_twilio, failures=0)).count(by_state["pending"].phone) == 2
+    )  # one refused, one accepted
+
+
+def test_a_row_left_mid_send_by_a_killed_worker_is_not_sent_again(
+    runtime: Runtime, fake_twilio: FakeTwilio
+):
+    campaign_id = make_campaign(runtime, count=3)
+    do_launch(runtime, campaign_id)
+    rows = recipients(runtime, campaign_id)
+    with runtime.session() as session:  # as if a worker died after the provider call
+        session.get_one(CampaignRecipient, rows[0].id).state = "sending"
+    run_jobs(runtime)
+    after = recipients(runtime, campaign_id)
+    assert after[0].state == "failed" and after[0].error_code == "unknown"
+    assert rows[0].phone not in accepted(fake_twilio)
+    assert sorted(accepted(fake_twilio)) == sorted(r.phone for r in rows[1:])
