@@ -14,15 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm import outbox
 from crm.audience import build_audience
 from crm.campaign_preview import outside_whatsapp_window, parse_variants, render_all
+from crm.campaign_send import finish_if_done
 from crm.campaigns import EDITABLE, CampaignError, ready_to_send
 from crm.db import insert_skipping_conflicts
-from crm.models import Campaign, CampaignRecipient, CampaignStatus, RecipientState, Segment
+from crm.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignStatus,
+    Interaction,
+    RecipientState,
+    Segment,
+)
 from crm.models.base import utcnow
 from crm.prices import load_prices
 from crm.segments import parse_filters
@@ -95,13 +103,11 @@ def launch(session: Session, campaign: Campaign, now: datetime | None = None) ->
             .order_by(CampaignRecipient.id)
         )
     )
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        outbox.add(
-            session, "campaign_send", campaign_id=campaign.id, first_id=chunk[0], last_id=chunk[-1]
-        )
-    campaign.status = CampaignStatus.RUNNING.value
+    jobs = _queue_chunks(session, campaign.id, ids)
+    # Nobody to send to (all excluded): done at once, not running forever.
+    campaign.status = (CampaignStatus.RUNNING if ids else CampaignStatus.DONE).value
     campaign.launched_at = now
+    campaign.finished_at = None if ids else now
     campaign.summary = {
         "recipients": len(rows),
         "excluded": dict(audience.excluded),
@@ -109,4 +115,86 @@ def launch(session: Session, campaign: Campaign, now: datetime | None = None) ->
         "estimated_cost": str(cost.quantize(Decimal("0.01"))),
         "currency": prices.currency,
     }
-    return Launched(recipients=len(rows), jobs=-(-len(ids) // CHUNK))
+    return Launched(recipients=len(rows), jobs=jobs)
+
+
+def _queue_chunks(session: Session, campaign_id: int, ids: list[int]) -> int:
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        outbox.add(
+            session, "campaign_send", campaign_id=campaign_id, first_id=chunk[0], last_id=chunk[-1]
+        )
+    return -(-len(ids) // CHUNK)
+
+
+def pause(session: Session, campaign: Campaign) -> None:
+    """Stop sending after the messages in flight; nothing pending is lost."""
+    if campaign.status != CampaignStatus.RUNNING:
+        raise CampaignError(f"campaign {campaign.id} is {campaign.status}, not running")
+    campaign.status = CampaignStatus.PAUSED.value
+
+
+def resume(session: Session, campaign: Campaign) -> int:
+    """Send what is still pending; the number of send jobs queued."""
+    if campaign.status != CampaignStatus.PAUSED:
+        raise CampaignError(f"campaign {campaign.id} is {campaign.status}, not paused")
+    campaign.status = CampaignStatus.RUNNING.value
+    pending = list(
+        session.scalars(
+            select(CampaignRecipient.id)
+            .where(
+                CampaignRecipient.campaign_id == campaign.id,
+                CampaignRecipient.state == RecipientState.PENDING.value,
+            )
+            .order_by(CampaignRecipient.id)
+        )
+    )
+    if not pending:
+        finish_if_done(session, campaign.id)  # the last message went out during the pause
+    return _queue_chunks(session, campaign.id, pending)
+
+
+def cancel(session: Session, campaign: Campaign, now: datetime | None = None) -> int:
+    """Stop for good: pending recipients are skipped. The number skipped."""
+    if campaign.status not in (
+        CampaignStatus.RUNNING,
+        CampaignStatus.PAUSED,
+        CampaignStatus.SCHEDULED,
+        CampaignStatus.DRAFT,
+    ):
+        raise CampaignError(f"campaign {campaign.id} is {campaign.status}")
+    campaign.status = CampaignStatus.CANCELLED.value
+    campaign.finished_at = now or utcnow()
+    result = session.execute(
+        update(CampaignRecipient)
+        .where(
+            CampaignRecipient.campaign_id == campaign.id,
+            CampaignRecipient.state == RecipientState.PENDING.value,
+        )
+        .values(state=RecipientState.SKIPPED.value, action="campaign cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def progress(session: Session, campaign: Campaign) -> dict[str, int]:
+    """Recipients by state, and by the provider's delivery status of what was sent."""
+    counts = {state.value: 0 for state in RecipientState}
+    for state, count in session.execute(
+        select(CampaignRecipient.state, func.count())
+        .where(CampaignRecipient.campaign_id == campaign.id)
+        .group_by(CampaignRecipient.state)
+    ):
+        counts[state] = count
+    delivery = dict(
+        session.execute(
+            select(Interaction.delivery_status, func.count())
+            .join(CampaignRecipient, CampaignRecipient.interaction_id == Interaction.id)
+            .where(CampaignRecipient.campaign_id == campaign.id)
+            .group_by(Interaction.delivery_status)
+        ).all()
+    )
+    counts["delivered"] = delivery.get("delivered", 0) + delivery.get("read", 0)
+    counts["undelivered"] = delivery.get("undelivered", 0)
+    counts["total"] = sum(counts[s.value] for s in RecipientState)
+    return counts

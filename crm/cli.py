@@ -15,7 +15,7 @@ from werkzeug.serving import run_simple
 
 from crm.app import create_app
 from crm.migrate import upgrade
-from crm.runtime import build_runtime
+from crm.runtime import Runtime, build_runtime
 from crm.settings import Settings, SettingsError
 
 
@@ -246,6 +246,86 @@ def contacts_import(file: Path, rejects: Path | None, batch_size: int) -> None:
     if rejects is not None and total.rejected:
         write_rejects(total, rejects)
         click.echo(f"Rejected rows written to {rejects}.")
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+
+@cli.group("campaigns")
+def campaigns_group() -> None:
+    """Launch and follow bulk campaigns."""
+
+
+@campaigns_group.command("launch", with_appcontext=False)
+@click.argument("campaign_id", type=int)
+@click.option("--follow", is_flag=True, help="Show a progress bar until the campaign is done.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
+def campaigns_launch(campaign_id: int, follow: bool, interval: float) -> None:
+    """Launch a campaign (workers send it); with --follow, watch it go out."""
+    from crm.campaign_launch import launch
+    from crm.campaigns import CampaignError
+    from crm.models import Campaign
+
+    runtime = build_runtime(_settings())
+    try:
+        with runtime.session() as session:
+            campaign = session.get(Campaign, campaign_id)
+            if campaign is None:
+                raise click.ClickException(f"no campaign {campaign_id}")
+            launched = launch(session, campaign)
+            summary = dict(campaign.summary)
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from None
+    excluded = ", ".join(f"{k} {v}" for k, v in summary["excluded"].items()) or "none"
+    click.echo(
+        f"Launched: {launched.recipients} recipients in {launched.jobs} jobs, "
+        f"{summary['segments_total']} parts, about {summary['estimated_cost']} "
+        f"{summary['currency']}; excluded: {excluded}."
+    )
+    if follow:
+        _follow(runtime, campaign_id, launched.recipients, interval)
+
+
+@campaigns_group.command("follow", with_appcontext=False)
+@click.argument("campaign_id", type=int)
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
+def campaigns_follow(campaign_id: int, interval: float) -> None:
+    """Watch a launched campaign go out, with a progress bar."""
+    from crm.models import Campaign
+
+    runtime = build_runtime(_settings())
+    with runtime.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None or campaign.launched_at is None:
+            raise click.ClickException(f"no launched campaign {campaign_id}")
+        total = int(campaign.summary.get("recipients", 0))
+    _follow(runtime, campaign_id, total, interval)
+
+
+def _follow(runtime: Runtime, campaign_id: int, total: int, interval: float) -> None:
+    """Poll the campaign's progress into a progress bar until it is done, paused or cancelled."""
+    import time
+
+    from tqdm import tqdm
+
+    from crm.campaign_launch import progress
+    from crm.models import Campaign
+
+    with tqdm(total=total, unit="msg", desc=f"Campaign {campaign_id}") as bar:
+        while True:
+            with runtime.session() as session:
+                campaign = session.get_one(Campaign, campaign_id)
+                counts = progress(session, campaign)
+                status = campaign.status
+            settled = counts["sent"] + counts["failed"] + counts["skipped"]
+            bar.update(settled - bar.n)
+            bar.set_postfix(
+                sent=counts["sent"], failed=counts["failed"], delivered=counts["delivered"]
+            )
+            if status != "running":
+                break
+            time.sleep(interval)  # polling a figure for a person, not synchronizing
+    click.echo(f"Campaign {campaign_id} is {status}.")
 
 
 # -- outbox ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from sqlalchemy import Insert, select
 from sqlalchemy.orm import Session
 
 from crm import lifecycle, routing, scoring
+from crm.attribution import Inbound, attribute_replies
 from crm.conversations import Arrival, record_arrivals
 from crm.db import insert_skipping_conflicts, skip_locked
 from crm.models import Channel, ChannelConsent, ConsentStatus, Contact, Direction, Interaction
@@ -146,6 +147,10 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
     # interaction and contact is written once, by one UPDATE, when the job commits.
     with session.no_autoflush:
         record_arrivals(session, arrivals)
+        inbound = [Inbound(a.contact_id, a.channel, a.at) for a in arrivals]
+        for reply in attribute_replies(session, inbound, contacts):
+            event = scoring.Event("campaign_reply", f"campaign:{reply.campaign_id}", reply.at, None)
+            score_events.setdefault(contacts[reply.contact_id], []).append(event)
         outcome.signals = _insert_entries(session, entries)
         rules = scoring.load_rules()
         counted = scoring.apply_events(session, score_events, rules, now)

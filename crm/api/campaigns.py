@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from crm.api import api
 from crm.api.auth import api_view, json_body
+from crm.campaign_launch import cancel, launch, pause, progress, resume
+from crm.campaign_results import results
 from crm.campaigns import CampaignError, apply_fields, create_campaign, preview_campaign
 from crm.models import Campaign, CampaignStatus, Role, Segment
 from crm.segments import count, parse_filters
@@ -31,7 +33,8 @@ def segment_json(segment: Segment, size: int | None = None) -> dict[str, Any]:
     }
 
 
-def campaign_json(campaign: Campaign) -> dict[str, Any]:
+def campaign_json(campaign: Campaign, progress: dict[str, int] | None = None) -> dict[str, Any]:
+    """``progress`` (recipients by state, delivered...) only where it was asked for."""
     return {
         "id": campaign.id,
         "name": campaign.name,
@@ -49,6 +52,9 @@ def campaign_json(campaign: Campaign) -> dict[str, Any]:
         "quiet_end": campaign.quiet_end,
         "created_at": campaign.created_at.isoformat(),
         "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,
+        "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
+        "summary": campaign.summary or {},
+        "progress": progress,
     }
 
 
@@ -146,7 +152,10 @@ def create(*, session: Session):  # type: ignore[no-untyped-def]
 @api.get("/campaigns/<id:campaign_id>")
 @api_view(MARKETING)
 def show_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    return campaign_json(_campaign(session, campaign_id))
+    """With live progress once launched (poll it; the CLI's --follow does)."""
+    campaign = _campaign(session, campaign_id)
+    launched = campaign.launched_at is not None
+    return campaign_json(campaign, progress(session, campaign) if launched else None)
 
 
 @api.patch("/campaigns/<id:campaign_id>")
@@ -175,3 +184,45 @@ def delete_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-u
 def preview(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     """Rendered samples, parts and cost, exclusions with reasons: before pressing send."""
     return preview_campaign(session, _campaign(session, campaign_id)).as_json()
+
+
+@api.post("/campaigns/<id:campaign_id>/launch")
+@api_view(MARKETING)
+def launch_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    """Materialize the recipients and start sending (at send_at, outside quiet hours)."""
+    campaign = _campaign(session, campaign_id)
+    launch(session, campaign)
+    session.flush()
+    return campaign_json(campaign, progress(session, campaign)), 202
+
+
+@api.post("/campaigns/<id:campaign_id>/pause")
+@api_view(MARKETING)
+def pause_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    campaign = _campaign(session, campaign_id)
+    pause(session, campaign)
+    return campaign_json(campaign, progress(session, campaign))
+
+
+@api.post("/campaigns/<id:campaign_id>/resume")
+@api_view(MARKETING)
+def resume_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    campaign = _campaign(session, campaign_id)
+    resume(session, campaign)
+    return campaign_json(campaign, progress(session, campaign))
+
+
+@api.post("/campaigns/<id:campaign_id>/cancel")
+@api_view(MARKETING)
+def cancel_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    campaign = _campaign(session, campaign_id)
+    cancel(session, campaign)
+    session.flush()
+    return campaign_json(campaign, progress(session, campaign) if campaign.launched_at else None)
+
+
+@api.get("/campaigns/<id:campaign_id>/results")
+@api_view(MARKETING)
+def campaign_results(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    """Delivery, reply and opt-out rates, handoffs and revenue attributed to the campaign."""
+    return results(session, _campaign(session, campaign_id))

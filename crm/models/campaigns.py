@@ -92,6 +92,8 @@ class CampaignRecipient(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
         Index("ix_campaign_recipients_state", "campaign_id", "state", "not_before"),
+        # Attribution: the campaign messages a contact got lately.
+        Index("ix_campaign_recipients_contact_sent", "contact_id", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -109,3 +111,5 @@ class CampaignRecipient(Base):
     error_code: Mapped[str | None] = mapped_column(String(20))
     action: Mapped[str | None] = mapped_column(String(60))  # what a permanent error led to
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The contact's first message within the attribution window after this one (a reply).
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -82,6 +82,7 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(20)),
         sa.Column("action", sa.String(60)),
         _when("sent_at"),
+        _when("replied_at"),
         sa.UniqueConstraint(
             "campaign_id", "contact_id", name="uq_campaign_recipients_campaign_id_contact_id"
         ),
@@ -90,6 +91,11 @@ def upgrade() -> None:
         "ix_campaign_recipients_state",
         "campaign_recipients",
         ["campaign_id", "state", "not_before"],
+    )
+
+
+    op.create_index(
+        "ix_campaign_recipients_contact_sent", "campaign_recipients", ["contact_id", "sent_at"]
     )
 
 

@@ -103,3 +103,62 @@ def test_bad_segments_are_refused_and_reps_cannot_compose(
     assert client.get("/api/v1/campaigns", headers=rep).status_code == 403
     assert client.post("/api/v1/segments/count", json={}, headers=rep).status_code == 403
     assert client.get("/api/v1/campaigns/2147483647", headers=marketer).status_code == 404
+
+
+def test_launch_pause_resume_cancel_with_live_progress(
+    client: FlaskClient, runtime: Runtime, marketer: dict[str, str], customers: None
+):
+    from tests.conftest import run_jobs
+
+    segment = client.post(
+        "/api/v1/segments", json={"name": "All", "filters": {}}, headers=marketer
+    ).get_json()
+    campaign = client.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "Now",
+            "channel": "sms",
+            "segment_id": segment["id"],
+            "body": "Lamps are back in stock",
+            "sender": "MG" + "b" * 32,
+            "quiet_start": None,
+            "quiet_end": None,
+        },
+        headers=marketer,
+    ).get_json()
+    url = f"/api/v1/campaigns/{campaign['id']}"
+    launched = client.post(f"{url}/launch", headers=marketer)
+    assert launched.status_code == 202, launched.get_json()
+    body = launched.get_json()
+    assert body["status"] == "running" and body["summary"]["recipients"] == 3
+    assert body["progress"]["pending"] == 3
+    assert client.post(f"{url}/launch", headers=marketer).status_code == 422  # once
+    assert client.post(f"{url}/resume", headers=marketer).status_code == 422  # not paused
+    assert client.post(f"{url}/pause", headers=marketer).get_json()["status"] == "paused"
+    run_jobs(runtime)  # the job sees the pause and sends nothing
+    assert client.get(url, headers=marketer).get_json()["progress"]["sent"] == 0
+    assert client.post(f"{url}/resume", headers=marketer).get_json()["status"] == "running"
+    run_jobs(runtime)
+    shown = client.get(url, headers=marketer).get_json()
+    assert shown["status"] == "done" and shown["progress"]["sent"] == 3
+    assert client.post(f"{url}/cancel", headers=marketer).status_code == 422  # done already
+    figures = client.get(f"{url}/results", headers=marketer).get_json()
+    assert (figures["sent"], figures["replied"], figures["reply_rate"]) == (3, 0, 0.0)
+    assert figures["revenue"] == {"first_touch": {}, "last_touch": {}}
+
+
+def test_a_launch_with_nobody_to_send_to_is_done_at_once(
+    client: FlaskClient, marketer: dict[str, str], customers: None
+):
+    segment = client.post(
+        "/api/v1/segments",
+        json={"name": "Kenya", "filters": {"countries": ["KE"]}},
+        headers=marketer,
+    ).get_json()
+    campaign = client.post(
+        "/api/v1/campaigns",
+        json={"name": "Empty", "channel": "sms", "segment_id": segment["id"], "body": "Hi"},
+        headers=marketer,
+    ).get_json()
+    launched = client.post(f"/api/v1/campaigns/{campaign['id']}/launch", headers=marketer)
+    assert launched.get_json()["status"] == "done" and launched.get_json()["finished_at"]

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from crm.api.openapi import SPEC_FILE, spec
-from crm.models import Campaign, Handoff, Identity, Role
+from crm.models import Campaign, CampaignRecipient, Handoff, Identity, Interaction, Role
 from crm.runtime import Runtime
 from tests.conftest import Webhooks, make_token, run_jobs
 
@@ -625,6 +625,130 @@ def test_segment_and_campaign_responses_match_the_documented_schemas(
         assert check(missing, "GET", route)["error"] == "CampaignNotFound"
 
 
+def test_launch_pause_resume_and_cancel_match_the_documented_schemas(
+    runtime: Runtime, client: FlaskClient, webhooks: Webhooks
+):
+    """A marketer launches a campaign, pauses, resumes and follows it to the end, and cancels
+    others, launched or not: each answer, with its summary and progress, and the refusals of
+    what the campaign's status does not allow, as documented."""
+    marketer = bearer(runtime, Role.MARKETER)
+    inbound(webhooks, PHONE, "Hello, how much is the solar kit?")
+    run_jobs(runtime)
+    segment = check(
+        send(client, "POST", "/api/v1/segments", marketer, body={"name": "All", "filters": {}}),
+        "POST",
+        "/api/v1/segments",
+    )
+    now = {
+        "channel": "sms",
+        "sender": "MG" + "b" * 32,
+        "segment_id": segment["id"],
+        "body": "Lamps are back in stock",
+        "quiet_start": None,
+        "quiet_end": None,
+    }
+
+    def compose(name: str, **fields: Any) -> dict[str, Any]:
+        created = send(client, "POST", "/api/v1/campaigns", marketer, body={"name": name, **fields})
+        assert created.status_code == 201
+        return check(created, "POST", "/api/v1/campaigns")
+
+    def act(action: str, campaign_id: int, status: int = 200) -> dict[str, Any]:
+        path = f"/api/v1/campaigns/{{campaign_id}}/{action}"
+        answer = send(client, "POST", path, marketer, campaign_id=campaign_id)
+        assert answer.status_code == status, answer.get_json()
+        return check(answer, "POST", path)
+
+    def refused(action: str, campaign_id: int) -> None:
+        assert act(action, campaign_id, 422)["error"] == "CampaignError"
+
+    path = "/api/v1/campaigns/{campaign_id}"
+
+    def show(campaign_id: int) -> dict[str, Any]:
+        return check(send(client, "GET", path, marketer, campaign_id=campaign_id), "GET", path)
+
+    campaign = compose("Now", **now)
+    assert (campaign["summary"], campaign["progress"], campaign["finished_at"]) == ({}, None, None)
+    campaign_id = campaign["id"]
+    refused("pause", campaign_id)  # not running
+    refused("resume", campaign_id)  # not paused
+
+    # Launched: running, its summary fixed, one recipient pending; launched once only.
+    launched = act("launch", campaign_id, 202)
+    assert (launched["status"], launched["finished_at"]) == ("running", None)
+    assert launched["launched_at"] is not None
+    summary = launched["summary"]
+    assert (summary["recipients"], summary["excluded"], summary["segments_total"]) == (1, {}, 1)
+    assert launched["progress"] == {
+        "pending": 1,
+        "sending": 0,
+        "sent": 0,
+        "failed": 0,
+        "skipped": 0,
+        "delivered": 0,
+        "undelivered": 0,
+        "total": 1,
+    }
+    refused("launch", campaign_id)
+    refused("resume", campaign_id)  # running, not paused
+
+    # Paused: the send job sends nothing; resumed: it sends, and the campaign is done.
+    paused = act("pause", campaign_id)
+    assert (paused["status"], paused["progress"]["pending"]) == ("paused", 1)
+    refused("pause", campaign_id)
+    run_jobs(runtime)
+    assert show(campaign_id)["progress"]["sent"] == 0
+    assert act("resume", campaign_id)["status"] == "running"
+    run_jobs(runtime)
+    with runtime.session() as session:
+        sid = session.scalar(
+            select(Interaction.provider_message_id)
+            .join(CampaignRecipient, CampaignRecipient.interaction_id == Interaction.id)
+            .where(CampaignRecipient.campaign_id == campaign_id)
+        )
+    assert sid
+    delivered = webhooks.status("twilio/status__delivered.txt", MessageSid=sid, SmsSid=sid)
+    assert delivered.status_code == 204
+    done = show(campaign_id)
+    assert (done["status"], done["summary"]) == ("done", summary)
+    assert done["finished_at"] is not None
+    assert {k: done["progress"][k] for k in ("pending", "sent", "delivered", "total")} == {
+        "pending": 0,
+        "sent": 1,
+        "delivered": 1,
+        "total": 1,
+    }
+    refused("cancel", campaign_id)  # done
+    refused("launch", campaign_id)
+    listed = check(send(client, "GET", "/api/v1/campaigns", marketer), "GET", "/api/v1/campaigns")
+    assert [c["progress"] for c in listed["data"]] == [None]
+
+    # Cancelled while running: the pending recipient skipped; no more than once.
+    running = act(
+        "launch", compose("Later", **{**now, "send_at": "2030-12-01T09:00:00+00:00"})["id"], 202
+    )
+    assert running["progress"]["pending"] == 1
+    cancelled = act("cancel", running["id"])
+    assert (cancelled["status"], cancelled["progress"]["skipped"]) == ("cancelled", 1)
+    assert cancelled["progress"]["pending"] == 0 and cancelled["finished_at"] is not None
+    refused("cancel", running["id"])
+    refused("resume", running["id"])
+
+    # A draft without a segment cannot be launched; cancelled, it never was: no progress.
+    draft = compose("Someday", channel="whatsapp")
+    refused("launch", draft["id"])
+    dropped = act("cancel", draft["id"])
+    assert (dropped["status"], dropped["launched_at"], dropped["summary"]) == (
+        "cancelled",
+        None,
+        {},
+    )
+    assert dropped["progress"] is None and dropped["finished_at"] is not None
+    assert show(draft["id"])["progress"] is None
+    refused("cancel", draft["id"])
+    refused("launch", draft["id"])  # cancelled
+
+
 def test_a_rejected_handoff_matches_the_documented_schema(
     runtime: Runtime, client: FlaskClient, webhooks: Webhooks
 ):
@@ -756,6 +880,25 @@ def test_a_rejected_handoff_matches_the_documented_schema(
             "CampaignNotFound",
         ),
         (Role.ADMIN, "DELETE", "/api/v1/segments/{segment_id}", {}, None, 404, "CampaignNotFound"),
+        (
+            Role.MARKETER,
+            "POST",
+            "/api/v1/campaigns/{campaign_id}/launch",
+            {},
+            None,
+            404,
+            "CampaignNotFound",
+        ),
+        (
+            Role.ADMIN,
+            "POST",
+            "/api/v1/campaigns/{campaign_id}/cancel",
+            {},
+            None,
+            404,
+            "CampaignNotFound",
+        ),
+        (Role.REP, "POST", "/api/v1/campaigns/{campaign_id}/pause", {}, None, 403, "Forbidden"),
         (
             Role.MARKETER,
             "POST",

@@ -20,12 +20,13 @@ from crm.models import (
     Contact,
     Identity,
     Role,
+    ScoreEvent,
     Segment,
 )
 from crm.models.base import utcnow
 from crm.runtime import Runtime
 from crm.users import create_user
-from tests.conftest import run_jobs
+from tests.conftest import Webhooks, run_jobs
 from tests.fakes.twilio_api import FakeTwilio
 
 PHONES = [f"+2332410{i:05d}" for i in range(12)]
@@ -205,3 +206,59 @@ def test_a_row_left_mid_send_by_a_killed_worker_is_not_sent_again(
     assert after[0].state == "failed" and after[0].error_code == "unknown"
     assert rows[0].phone not in accepted(fake_twilio)
     assert sorted(accepted(fake_twilio)) == sorted(r.phone for r in rows[1:])
+
+
+def test_the_cli_launches_and_follows_a_campaign_to_the_end(
+    runtime: Runtime, fake_twilio: FakeTwilio
+):
+    from tests.test_cli import crm
+
+    campaign_id = make_campaign(runtime, count=5)
+    launched = crm(runtime, "campaigns", "launch", str(campaign_id))
+    assert launched.exit_code == 0, launched.output
+    assert "Launched: 5 recipients in 1 jobs, 5 parts" in launched.output
+    again = crm(runtime, "campaigns", "launch", str(campaign_id))
+    assert again.exit_code != 0 and "running" in again.output
+    run_jobs(runtime)
+    followed = crm(runtime, "campaigns", "follow", str(campaign_id), "--interval", "0")
+    assert followed.exit_code == 0, followed.output
+    assert "5/5" in followed.output and f"Campaign {campaign_id} is done." in followed.output
+    assert sorted(accepted(fake_twilio)) == sorted(PHONES[:5])
+
+
+def test_replies_opt_outs_handoffs_and_revenue_are_attributed_to_the_campaign(
+    runtime: Runtime, fake_twilio: FakeTwilio, webhooks: Webhooks
+):
+    from crm.campaign_results import results
+    from crm.deals import move_stage, open_deal
+
+    campaign_id = make_campaign(runtime, count=4)
+    do_launch(runtime, campaign_id)
+    run_jobs(runtime)
+    buyer, quitter = PHONES[0], PHONES[1]
+    for i, body in enumerate(["I want to buy 2 lamps, can someone call me?", "how much?"]):
+        assert webhooks.message(From=buyer, Body=body, MessageSid=f"SMr{i:031d}").status_code == 200
+    assert (
+        webhooks.message(From=quitter, Body="STOP", MessageSid="SMs" + "0" * 31).status_code == 200
+    )
+    run_jobs(runtime)  # enrichment attributes the replies, scores, hands the buyer off
+    with runtime.session() as session:
+        contact = session.scalars(
+            select(Contact).join(Identity).where(Identity.value == buyer)
+        ).one()
+        assert (contact.first_touch_campaign_id, contact.last_touch_campaign_id) == (
+            campaign_id,
+            campaign_id,
+        )
+        rules = set(
+            session.scalars(select(ScoreEvent.rule).where(ScoreEvent.contact_id == contact.id))
+        )
+        assert "campaign_reply" in rules
+        deal = open_deal(session, contact, title="2 lamps", amount="90", currency="GHS", actor="t")
+        move_stage(session, deal, "won", actor="t")
+    with runtime.session() as session:
+        figures = results(session, session.get_one(Campaign, campaign_id))
+    assert (figures["sent"], figures["replied"], figures["opted_out"]) == (4, 2, 1)
+    assert figures["reply_rate"] == 0.5 and figures["opt_out_rate"] == 0.25
+    assert figures["handoffs"] == 1
+    assert figures["revenue"]["first_touch"] == {"GHS": {"deals": 1, "revenue": "90.00"}}
