@@ -143,6 +143,10 @@ class OutboundMessage:
     media_urls: tuple[str, ...] = ()
     # A number or messaging service to send from instead of the configured one (a campaign's).
     sender: str | None = None
+    # An approved WhatsApp template (Twilio Content SID) and its variables, sent instead of the
+    # body: the only thing WhatsApp delivers outside the 24-hour window.
+    content_sid: str | None = None
+    content_variables: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Everything on the wire goes through the official ``twilio`` SDK: ``RequestValida
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -205,6 +206,10 @@ class TwilioAdapter:
             kwargs["status_callback"] = message.status_callback
         if message.media_urls:
             kwargs["media_url"] = list(message.media_urls)
+        if message.content_sid:
+            kwargs.pop("body")
+            kwargs["content_sid"] = message.content_sid
+            kwargs["content_variables"] = json.dumps(message.content_variables or {})
         try:
             created = self._rest_client().messages.create(**kwargs)  # type: ignore[arg-type]
         except TwilioRestException as exc:

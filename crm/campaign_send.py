@@ -74,6 +74,8 @@ class Claimed:
     interaction_id: int
     channel: str
     sender: str
+    content_sid: str | None = None
+    content_variables: dict[str, str] | None = None
 
 
 def _resolve_unknown(session: Session, campaign_id: int, first_id: int, last_id: int) -> int:
@@ -157,6 +159,8 @@ def claim(
         row.interaction_id,
         campaign.channel,
         campaign.sender or "",
+        campaign.content_sid if campaign.channel == "whatsapp" else None,
+        dict(campaign.content_variables or {}) or None,
     )
 
 
@@ -232,6 +236,8 @@ def send_chunk(
             body=claimed.body,
             status_callback=status_callback(claimed.interaction_id),
             sender=claimed.sender or None,
+            content_sid=claimed.content_sid,
+            content_variables=claimed.content_variables,
         )
         try:
             sent = adapter.send(message)

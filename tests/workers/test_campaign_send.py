@@ -262,3 +262,33 @@ def test_replies_opt_outs_handoffs_and_revenue_are_attributed_to_the_campaign(
     assert figures["reply_rate"] == 0.5 and figures["opt_out_rate"] == 0.25
     assert figures["handoffs"] == 1
     assert figures["revenue"]["first_touch"] == {"GHS": {"deals": 1, "revenue": "90.00"}}
+
+
+def test_a_whatsapp_template_campaign_sends_the_template_to_opted_in_contacts(
+    runtime: Runtime, fake_twilio: FakeTwilio
+):
+    campaign_id = make_campaign(runtime, count=3)
+    sid = "HX" + "c" * 32
+    with runtime.session() as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        campaign.channel, campaign.content_sid = "whatsapp", sid
+        campaign.content_variables = {"1": "20%"}
+        for identity in session.scalars(select(Identity).where(Identity.value.in_(PHONES[:2]))):
+            session.add(
+                ChannelConsent(
+                    contact_id=identity.contact_id,
+                    channel="whatsapp",
+                    status="opted_in",
+                    source="t",
+                )
+            )
+    do_launch(runtime, campaign_id)
+    run_jobs(runtime)
+    assert sorted(r["To"][0] for r in fake_twilio.requests) == [f"whatsapp:{p}" for p in PHONES[:2]]
+    for request in fake_twilio.requests:
+        assert request["ContentSid"] == [sid] and request["ContentVariables"] == ['{"1": "20%"}']
+        assert "Body" not in request
+    with runtime.session() as session:
+        assert session.get_one(Campaign, campaign_id).summary["excluded"] == {
+            "no_whatsapp_consent": 1
+        }
