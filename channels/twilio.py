@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,6 +52,7 @@ STATUS_RANK: dict[str, int] = {
 
 # Twilio error codes that mean the send can never succeed as it is.
 OPTED_OUT_ERROR = "21610"
+MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 RETRYABLE_CODES = {"20429", "20500", "20503"}
 
 
@@ -182,7 +184,7 @@ class TwilioAdapter:
 
     def _sender_kwargs(self, channel: str, sender: str | None = None) -> dict[str, str]:
         if sender:
-            if sender.startswith("MG"):
+            if MESSAGING_SERVICE_SID.fullmatch(sender):
                 return {"messaging_service_sid": sender}
             return {"from_": WHATSAPP_PREFIX + sender if channel == "whatsapp" else sender}
         if self._messaging_service_sid:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
@@ -45,7 +46,8 @@ def attribute_replies(
     """Attribute each inbound message to the campaign it answers, if any; the replies found."""
     if not messages:
         return []
-    earliest = min(m.at for m in messages) - window()
+    span = window()
+    earliest = min(m.at for m in messages) - span
     sent = session.execute(
         select(
             CampaignRecipient.id,
@@ -65,14 +67,15 @@ def attribute_replies(
     ).all()
     if not sent:
         return []
+    by_thread: dict[tuple[int, str], list[Any]] = {}
+    for row in sent:  # ordered by sent_at
+        by_thread.setdefault((row.contact_id, row.channel), []).append(row)
     replies: dict[int, Reply] = {}
     for message in sorted(messages, key=lambda m: m.at):
         answered = [
             row
-            for row in sent
-            if row.contact_id == message.contact_id
-            and row.channel == message.channel
-            and row.sent_at <= message.at < row.sent_at + window()
+            for row in by_thread.get((message.contact_id, message.channel), [])
+            if row.sent_at <= message.at < row.sent_at + span
         ]
         if not answered:
             continue

@@ -46,8 +46,15 @@ class Launched:
     jobs: int
 
 
+def _locked(session: Session, campaign: Campaign) -> None:
+    """Re-read the campaign under a row lock: two launches (or a resume and a launch) at once
+    serialize here, and the second sees the first's status."""
+    session.refresh(campaign, with_for_update=True)
+
+
 def launch(session: Session, campaign: Campaign, now: datetime | None = None) -> Launched:
     now = now or utcnow()
+    _locked(session, campaign)
     if campaign.status not in EDITABLE:
         raise CampaignError(f"campaign {campaign.id} is {campaign.status}: it cannot be launched")
     ready_to_send(campaign)
@@ -129,6 +136,7 @@ def _queue_chunks(session: Session, campaign_id: int, ids: list[int]) -> int:
 
 def pause(session: Session, campaign: Campaign) -> None:
     """Stop sending after the messages in flight; nothing pending is lost."""
+    _locked(session, campaign)
     if campaign.status != CampaignStatus.RUNNING:
         raise CampaignError(f"campaign {campaign.id} is {campaign.status}, not running")
     campaign.status = CampaignStatus.PAUSED.value
@@ -136,6 +144,7 @@ def pause(session: Session, campaign: Campaign) -> None:
 
 def resume(session: Session, campaign: Campaign) -> int:
     """Send what is still pending; the number of send jobs queued."""
+    _locked(session, campaign)
     if campaign.status != CampaignStatus.PAUSED:
         raise CampaignError(f"campaign {campaign.id} is {campaign.status}, not paused")
     campaign.status = CampaignStatus.RUNNING.value
@@ -156,6 +165,7 @@ def resume(session: Session, campaign: Campaign) -> int:
 
 def cancel(session: Session, campaign: Campaign, now: datetime | None = None) -> int:
     """Stop for good: pending recipients are skipped. The number skipped."""
+    _locked(session, campaign)
     if campaign.status not in (
         CampaignStatus.RUNNING,
         CampaignStatus.PAUSED,

@@ -14,8 +14,6 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from crm.models import Contact
-
 MAX_TEMPLATE_CHARS = 1600  # Twilio's limit for one message body
 NAMES = ("first_name", "last_name", "name", "phone", "lifecycle_stage", "score", "attributes")
 
@@ -76,16 +74,6 @@ def context_for(
         if len(parts) > 1:
             context["last_name"] = parts[-1]
     return context
-
-
-def contact_context(contact: Contact, phone: str) -> dict[str, Any]:
-    return context_for(
-        name=contact.name,
-        phone=phone,
-        lifecycle_stage=contact.lifecycle_stage,
-        score=contact.score,
-        attributes=contact.attributes,
-    )
 
 
 def render(template: Template, context: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ the row back to ``pending`` with a backoff; permanent ones fail it with the acti
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,13 +26,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.base import ChannelAdapter, OutboundMessage, SendError
-from crm.consent import set_consent
+from channels.twilio import STATUS_RANK
+from crm.consent import is_opted_out, set_consent
 from crm.db import session_scope, skip_locked
+from crm.messaging import in_whatsapp_window
 from crm.models import (
     Campaign,
     CampaignRecipient,
     CampaignStatus,
-    ChannelConsent,
     ConsentStatus,
     Contact,
     Direction,
@@ -40,9 +41,13 @@ from crm.models import (
     RecipientState,
 )
 from crm.models.base import utcnow
-from crm.timeline import add_entry
+from crm.send_windows import earliest_send
+from crm.timeline import add_entry, advance_status
 
 MAX_ATTEMPTS = 6
+# A claim older than this cannot belong to a live send (the provider call times out sooner).
+STALE_SENDING = timedelta(minutes=5)
+JOB_SECONDS = 60  # a job sends this long, then hands the rest to its next run (queues stay fair)
 BACKOFF = (5, 30, 120, 600, 1800)  # seconds, per attempt
 ACTIONS = {
     "21610": "opted out of the channel (replied STOP)",
@@ -57,12 +62,9 @@ ACTIONS = {
 class ChunkResult:
     sent: int = 0
     failed: int = 0
-    skipped: int = 0
     retried: int = 0
-    unknown: int = 0
     next_due: datetime | None = None  # the earliest pending row left in the chunk
     stopped: str | None = None  # paused or cancelled
-    errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,16 @@ class Claimed:
 
 
 def _resolve_unknown(session: Session, campaign_id: int, first_id: int, last_id: int) -> int:
-    """Rows left ``sending`` by a killed worker: never resent, marked unknown."""
+    """Rows left ``sending`` by a killed worker: never resent, marked unknown. Only rows claimed
+    longer ago than any live send can take, so a job running the same chunk beside this one (a
+    resume while the old job still ran) keeps its sends."""
     result = session.execute(
         update(CampaignRecipient)
         .where(
             CampaignRecipient.campaign_id == campaign_id,
             CampaignRecipient.id.between(first_id, last_id),
             CampaignRecipient.state == RecipientState.SENDING.value,
+            CampaignRecipient.claimed_at < utcnow() - STALE_SENDING,
         )
         .values(
             state=RecipientState.FAILED.value,
@@ -97,19 +102,35 @@ def _resolve_unknown(session: Session, campaign_id: int, first_id: int, last_id:
     return result.rowcount or 0
 
 
-def _blocked(session: Session, contact_id: int, channel: str) -> str | None:
-    """Why the contact must not get this any more (it changed since launch), or None."""
-    status = session.scalar(
-        select(ChannelConsent.status).where(
-            ChannelConsent.contact_id == contact_id, ChannelConsent.channel == channel
-        )
+def _hold(
+    session: Session, campaign: Campaign, row: CampaignRecipient, now: datetime
+) -> tuple[str, datetime | None] | None:
+    """Why this recipient must not get the message now: ("skip", None) with the reason set on
+    the row, or ("later", when) for quiet hours; None to send. Checked at send time: consent,
+    quiet hours and WhatsApp's window may have changed since launch."""
+    if is_opted_out(session, row.contact_id, campaign.channel):
+        row.action = "opted out since launch"
+        return "skip", None
+    if session.scalar(select(Contact.opt_out_review_at).where(Contact.id == row.contact_id)):
+        row.action = "possible opt-out under review since launch"
+        return "skip", None
+    if (
+        campaign.channel == "whatsapp"
+        and not campaign.content_sid
+        and not in_whatsapp_window(session, row.contact_id)
+    ):
+        row.action = "outside WhatsApp's 24-hour window and no template"
+        return "skip", None
+    quiet = earliest_send(
+        now=now,
+        phone=row.phone,
+        campaign_zone=campaign.timezone,
+        send_at=None,
+        in_contact_timezone=False,
+        quiet_start=campaign.quiet_start,
+        quiet_end=campaign.quiet_end,
     )
-    if status == ConsentStatus.OPTED_OUT:
-        return "opted out since launch"
-    review = session.scalar(select(Contact.opt_out_review_at).where(Contact.id == contact_id))
-    if review is not None:
-        return "possible opt-out under review since launch"
-    return None
+    return ("later", quiet) if quiet > now else None
 
 
 def claim(
@@ -131,13 +152,16 @@ def claim(
         row = session.scalars(skip_locked(session, query)).first()
         if row is None:
             return None
-        reason = _blocked(session, row.contact_id, campaign.channel)
-        if reason is None:
+        hold = _hold(session, campaign, row, now)
+        if hold is None:
             break
-        row.state = RecipientState.SKIPPED.value
-        row.action = reason
+        if hold[0] == "skip":
+            row.state = RecipientState.SKIPPED.value
+        else:
+            row.not_before = hold[1]  # quiet hours began since launch: it waits, never drops
         session.flush()
     row.state = RecipientState.SENDING.value
+    row.claimed_at = now
     row.attempts += 1
     if row.interaction_id is None:
         entry = add_entry(
@@ -175,8 +199,18 @@ def _record_sent(session: Session, claimed: Claimed, provider: str, sid: str, st
     session.execute(
         update(Interaction)
         .where(Interaction.id == claimed.interaction_id)
-        .values(provider=provider, provider_message_id=sid, delivery_status=status)
+        .values(provider=provider, provider_message_id=sid)
         .execution_options(synchronize_session=False)
+    )
+    # A status callback may have come first: the status only moves forward.
+    advance_status(
+        session=session,
+        ranks=STATUS_RANK,
+        status=status if status in STATUS_RANK else "sent",
+        error_code=None,
+        provider=provider,
+        provider_message_id=sid,
+        interaction_id=claimed.interaction_id,
     )
 
 
@@ -185,7 +219,8 @@ def _record_error(session: Session, claimed: Claimed, exc: SendError, result: Ch
     row.error_code = exc.code or "error"
     if exc.retryable and row.attempts < MAX_ATTEMPTS:
         row.state = RecipientState.PENDING.value
-        row.not_before = utcnow() + timedelta(seconds=BACKOFF[min(row.attempts, len(BACKOFF)) - 1])
+        retry_at = utcnow() + timedelta(seconds=BACKOFF[min(row.attempts, len(BACKOFF)) - 1])
+        row.not_before = retry_at  # quiet hours are checked again when it is claimed
         result.retried += 1
         return
     row.state = RecipientState.FAILED.value
@@ -215,12 +250,21 @@ def send_chunk(
     acquire: Callable[[str], Any],
     default_sender: str = "default",
     status_callback: Callable[[int], str | None] = lambda _id: None,
+    seconds: float = JOB_SECONDS,
 ) -> ChunkResult:
     """Send the due recipients of one chunk, one at a time (call it from several threads for
-    concurrency: claims never overlap). ``acquire`` waits for the sender's rate limit; a
-    campaign without a sender of its own sends from ``default_sender``."""
+    concurrency: claims never overlap) for at most ``seconds``. ``acquire`` waits for the
+    sender's rate limit; a campaign without a sender of its own sends from ``default_sender``.
+    ``next_due`` says when the chunk's job should run again (now, if time ran out)."""
     result = ChunkResult()
-    while True:
+    with session_scope(sessions) as session:
+        campaign = session.get(Campaign, campaign_id)
+        sender = (campaign.sender if campaign else None) or default_sender
+    stop_at = utcnow() + timedelta(seconds=seconds)
+    while utcnow() < stop_at:
+        # The rate slot first: a row is marked sending only when it can go at once, so a
+        # worker lost while waiting leaves nothing in doubt.
+        acquire(sender)
         with session_scope(sessions) as session:
             campaign = session.get(Campaign, campaign_id)
             if campaign is None or campaign.status != CampaignStatus.RUNNING:
@@ -229,7 +273,6 @@ def send_chunk(
             claimed = claim(session, campaign, first_id, last_id, utcnow())
         if claimed is None:
             break
-        acquire(claimed.sender or default_sender)
         message = OutboundMessage(
             channel=claimed.channel,
             to=claimed.phone,

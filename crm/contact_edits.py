@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 
 from crm import lifecycle, routing, scoring
 from crm.contacts import set_tags
+from crm.conversations import assign_contact
+from crm.ids import is_id
 from crm.models import Contact, Role, User
 from crm.models.base import utcnow
 
@@ -82,7 +84,7 @@ def _text(value: object, name: str, limit: int) -> str | None:
 
 
 def _set_owner(session: Session, contact: Contact, user: User, owner_id: object) -> None:
-    if owner_id is not None and (not isinstance(owner_id, int) or isinstance(owner_id, bool)):
+    if owner_id is not None and not is_id(owner_id):
         raise EditError("owner_id must be a user id or null")
     if user.role != Role.ADMIN and owner_id not in (user.id, None):
         raise EditError("a rep can take a contact or give it back, not assign it to others")
@@ -91,6 +93,8 @@ def _set_owner(session: Session, contact: Contact, user: User, owner_id: object)
         if owner is None or not owner.active or owner.role == Role.MARKETER:
             raise EditError(f"user {owner_id} is not an active rep or admin")
     contact.owner_id = owner_id  # type: ignore[assignment]
+    if owner_id is not None:
+        assign_contact(session, contact.id, owner_id)  # their threads follow the contact
 
 
 def _merge_attributes(current: dict[str, Any], changes: object) -> dict[str, Any]:

@@ -12,12 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Insert, and_, or_, select, update
+from sqlalchemy import Insert, and_, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from crm.access import visible_contacts
 from crm.db import insert_skipping_conflicts
-from crm.models import Conversation, ConversationStatus, Role, User
+from crm.ids import is_id
+from crm.models import Contact, Conversation, ConversationStatus, Role, User
 from crm.models.base import utcnow
 
 THREADED_CHANNELS = frozenset({"sms", "whatsapp"})
@@ -139,10 +141,25 @@ def record_reply(
 
 
 def visible_to(user: User):  # type: ignore[no-untyped-def]
-    """What a user may see: admins and marketers everything; a rep their threads and nobody's."""
+    """What a user may see: admins and marketers everything; a rep their threads, and the
+    unassigned ones of contacts nobody else owns (``crm.access``)."""
     if user.role != Role.REP:
+        return true()
+    unowned = select(Contact.id).where(visible_contacts(user))
+    return or_(
+        Conversation.assignee_id == user.id,
+        and_(Conversation.assignee_id.is_(None), Conversation.contact_id.in_(unowned)),
+    )
+
+
+def sees(session: Session, user: User, conversation: Conversation) -> bool:
+    """One thread, by the same rule as :func:`visible_to`."""
+    if user.role != Role.REP or conversation.assignee_id == user.id:
         return True
-    return or_(Conversation.assignee_id == user.id, Conversation.assignee_id.is_(None))
+    if conversation.assignee_id is not None:
+        return False
+    owner = session.scalar(select(Contact.owner_id).where(Contact.id == conversation.contact_id))
+    return owner in (user.id, None)
 
 
 def inbox_query(
@@ -196,6 +213,8 @@ def change(
         conversation.status = status
     if assignee_id is not ...:
         if assignee_id is not None:
+            if not is_id(assignee_id):
+                raise ConversationError("assignee_id must be a user id or null")
             assignee = session.get(User, assignee_id)
             if assignee is None or not assignee.active or assignee.role == Role.MARKETER:
                 raise ConversationError(f"user {assignee_id} is not an active rep or admin")

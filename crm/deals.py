@@ -21,6 +21,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from crm import lifecycle
+from crm.access import sees_contact
 from crm.models import Contact, Deal, Direction, LifecycleStage, Role, User
 from crm.models.base import utcnow
 from crm.timeline import add_entry
@@ -215,12 +216,15 @@ def move_stage(
     return True
 
 
-def can_change(user: User, deal: Deal) -> bool:
-    """Admins change any deal; reps their own (or nobody's); marketers only read."""
+def can_change(user: User, deal: Deal, contact: Contact) -> bool:
+    """Admins change any deal; reps their own, or nobody's on a contact they may change;
+    marketers only read."""
     if user.role == Role.ADMIN:
         return True
-    return user.role == Role.REP and deal.owner_id in (user.id, None)
+    return user.role == Role.REP and can_see(user, deal, contact)
 
 
-def can_see(user: User, deal: Deal) -> bool:
-    return user.role != Role.REP or deal.owner_id in (user.id, None)
+def can_see(user: User, deal: Deal, contact: Contact) -> bool:
+    if user.role != Role.REP or deal.owner_id == user.id:
+        return True
+    return deal.owner_id is None and sees_contact(user, contact)

@@ -71,7 +71,7 @@ def _recipient(
     return numbers[0]
 
 
-def _in_whatsapp_window(session: Session, contact_id: int) -> bool:
+def in_whatsapp_window(session: Session, contact_id: int) -> bool:
     last_inbound = session.scalar(
         select(Interaction.created_at)
         .where(
@@ -110,7 +110,7 @@ def queue_message(
         raise MergeError(f"contact {contact_id} was merged into {contact.merged_into_id}")
     ensure_can_send(session, contact.id, channel)
     e164 = _recipient(session, contact.id, channel, to, default_region)
-    if channel == "whatsapp" and not _in_whatsapp_window(session, contact.id):
+    if channel == "whatsapp" and not in_whatsapp_window(session, contact.id):
         raise SendRefused(
             "outside WhatsApp's 24-hour window: the customer has not written in 24 h, "
             "so only an approved template can be sent"

@@ -197,12 +197,15 @@ def conditions(filters: SegmentFilters, *, with_merged: bool = False) -> list[An
 
 
 def _attribute_equals(name: str, value: str | int | float | bool):  # type: ignore[no-untyped-def]
-    element = Contact.attributes[name]
+    """Compared as text, so a contact whose value is not a number (imports store strings)
+    never makes the database fail a cast: 2 matches "2" and 2, true matches "true" and true
+    (which SQLite's JSON functions read as 1)."""
+    stored = func.lower(Contact.attributes[name].as_string())
     if isinstance(value, bool):
-        return element.as_boolean() == value
-    if isinstance(value, (int, float)):
-        return element.as_float() == float(value)
-    return element.as_string() == value
+        return stored.in_(("true", "1") if value else ("false", "0"))
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return stored == str(value).lower()
 
 
 def segment_query(filters: SegmentFilters) -> Select[tuple[int]]:

@@ -32,6 +32,8 @@ from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from channels.twilio import MESSAGING_SERVICE_SID
+
 KEY_PREFIX = "crm:send-rate"
 
 # A refused caller sleeps until a slot frees, but at most this long at a time (the window can
@@ -44,7 +46,6 @@ JITTER_SECONDS = 0.003
 DEFAULT_LONG_CODE_PER_SECOND = 1
 DEFAULT_SERVICE_PER_SECOND = 100
 
-_MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 _SHORT_CODE = re.compile(r"[0-9]{5,6}")
 
 
@@ -112,7 +113,7 @@ def _item(per_second: int) -> RateLimitItemPerSecond:
 def is_high_throughput(sender: str) -> bool:
     """Whether ``sender`` is a Messaging Service SID (``MG`` + 32 hex) or a short code (5-6
     digits), which providers let send far faster than a long code."""
-    return bool(_MESSAGING_SERVICE_SID.fullmatch(sender) or _SHORT_CODE.fullmatch(sender))
+    return bool(MESSAGING_SERVICE_SID.fullmatch(sender) or _SHORT_CODE.fullmatch(sender))
 
 
 def limit_for(

@@ -12,7 +12,7 @@ from crm.api.auth import api_view, json_body
 from crm.api.ids import query_id
 from crm.api.serializers import conversation_json
 from crm.contact_search import FilterError
-from crm.conversations import ConversationError, change, inbox_query
+from crm.conversations import ConversationError, change, inbox_query, sees
 from crm.models import Conversation, ConversationStatus, Role
 
 WORKERS = frozenset({Role.REP, Role.ADMIN})
@@ -58,10 +58,7 @@ def list_conversations(*, session: Session):  # type: ignore[no-untyped-def]
 def update_conversation(conversation_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     """Fields: status, snoozed_until (ISO 8601 with offset), assignee_id, read (bool)."""
     conversation = session.get(Conversation, conversation_id)
-    mine = conversation is not None and (
-        g.user.role == Role.ADMIN or conversation.assignee_id in (g.user.id, None)
-    )
-    if not mine:
+    if conversation is None or not sees(session, g.user, conversation):
         raise ConversationNotFound(f"conversation {conversation_id} not found")
     assert conversation is not None
     body = json_body()

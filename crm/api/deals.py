@@ -8,6 +8,7 @@ from flask import g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm.access import visible_contacts
 from crm.api import api
 from crm.api.auth import api_view, json_body
 from crm.api.contacts import changeable_contact
@@ -24,7 +25,8 @@ from crm.deals import (
     parse_amount,
     parse_currency,
 )
-from crm.models import Deal, Role, User
+from crm.ids import is_id
+from crm.models import Contact, Deal, Role, User
 
 WORKERS = frozenset({Role.REP, Role.ADMIN})
 FIELDS = ("title", "amount", "currency", "stage", "lost_reason", "owner_id", "expected_close_on")
@@ -36,7 +38,9 @@ class DealNotFound(LookupError):
 
 def _deal(session: Session, deal_id: int, *, change: bool) -> Deal:
     deal = session.get(Deal, deal_id)
-    allowed = deal is not None and (can_change if change else can_see)(g.user, deal)
+    allowed = deal is not None and (can_change if change else can_see)(
+        g.user, deal, session.get_one(Contact, deal.contact_id)
+    )
     if not allowed:
         raise DealNotFound(f"deal {deal_id} not found")
     assert deal is not None
@@ -53,7 +57,7 @@ def _date(value: object) -> date | None:
 
 
 def _owner(session: Session, value: object) -> int | None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+    if value is not None and not is_id(value):
         raise DealError("owner_id must be a user id or null")
     if g.user.role != Role.ADMIN and value not in (g.user.id, None):
         raise DealError("a rep can own a deal or leave it unowned, not give it to others")
@@ -87,7 +91,11 @@ def list_deals(*, session: Session):  # type: ignore[no-untyped-def]
     """Newest first; filters: stage, owner (id or "me"), contact_id."""
     query = select(Deal).order_by(Deal.id.desc()).limit(200)
     if g.user.role == Role.REP:
-        query = query.where((Deal.owner_id == g.user.id) | Deal.owner_id.is_(None))
+        theirs = Deal.owner_id == g.user.id
+        unowned = Deal.owner_id.is_(None) & Deal.contact_id.in_(
+            select(Contact.id).where(visible_contacts(g.user))
+        )
+        query = query.where(theirs | unowned)
     if stage := request.args.get("stage"):
         if stage not in load_pipeline().stages:
             raise FilterError(f"stage must be one of {', '.join(load_pipeline().stages)}")

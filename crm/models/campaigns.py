@@ -106,6 +106,7 @@ class CampaignRecipient(Base):
     state: Mapped[str] = mapped_column(String(10), default=RecipientState.PENDING.value)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())  # quiet hours, schedule
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # last marked sending
     provider_message_id: Mapped[str | None] = mapped_column(String(64))
     interaction_id: Mapped[int | None] = mapped_column(BigInteger)
     error_code: Mapped[str | None] = mapped_column(String(20))

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(10), nullable=False),
         _when("not_before"),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        _when("claimed_at"),
         sa.Column("provider_message_id", sa.String(64)),
         sa.Column("interaction_id", sa.BigInteger()),
         sa.Column("error_code", sa.String(20)),

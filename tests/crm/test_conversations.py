@@ -124,3 +124,20 @@ def test_bad_changes_and_oversized_ids_are_clear_errors(
     assert listed.status_code == 400
     sent = client.post("/api/v1/messages", json={"contact_id": huge, "body": "hi"}, headers=admin)
     assert sent.status_code == 422 and sent.get_json()["error"] == "BadId"
+
+
+def test_an_unassigned_thread_of_another_reps_contact_stays_theirs(
+    client: FlaskClient, runtime: Runtime, webhooks: Webhooks
+):
+    _, ama = signed_in(runtime, Role.REP, "ama@example.com")
+    kofi_id, kofi = signed_in(runtime, Role.REP, "kofi@example.com")
+    text_in(webhooks)
+    run_jobs(runtime)
+    with runtime.session() as session:
+        session.scalars(select(Contact)).one().owner_id = kofi_id  # the thread stays unassigned
+    assert threads(client, ama, view="unassigned") == []
+    [thread] = threads(client, kofi, view="unassigned")
+    url = f"/api/v1/conversations/{thread['id']}"
+    taken = client.patch(url, json={"assignee_id": None, "read": True}, headers=ama)
+    assert taken.status_code == 404
+    assert client.patch(url, json={"read": True}, headers=kofi).status_code == 200
