@@ -73,7 +73,7 @@ def show_contact(contact_id: int, *, session: Session):  # type: ignore[no-untyp
     contact = visible_contact(session, contact_id, g.user)
     return {
         **contact_json(contact),
-        "score_now": round(current_score(contact, load_rules())),
+        "score_now": round(current_score(contact, load_rules()) + (contact.fit_points or 0.0)),
         "score_reasons": [str(r) for r in explain(session, contact)],
     }
 
