@@ -18,8 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm import outbox
-from crm.audience import build_audience
-from crm.campaign_preview import outside_whatsapp_window, parse_variants, render_all
+from crm.campaign_preview import parse_variants, plan_messages
 from crm.campaign_send import finish_if_done
 from crm.campaigns import EDITABLE, CampaignError, ready_to_send
 from crm.db import insert_skipping_conflicts
@@ -32,7 +31,6 @@ from crm.models import (
     Segment,
 )
 from crm.models.base import utcnow
-from crm.prices import load_prices
 from crm.segments import parse_filters
 from crm.send_windows import earliest_send
 
@@ -61,22 +59,16 @@ def launch(session: Session, campaign: Campaign, now: datetime | None = None) ->
     if not campaign.variants:
         raise CampaignError("write the message first")
     segment = session.get_one(Segment, campaign.segment_id)
-    audience = build_audience(session, parse_filters(segment.filters), campaign.channel)
-    if campaign.channel == "whatsapp" and not campaign.content_sid:
-        closed = outside_whatsapp_window(session, [m.contact_id for m in audience.members])
-        if closed:
-            audience.excluded["needs_template"] += len(closed)
-            audience.members = [m for m in audience.members if m.contact_id not in closed]
-    rendered, failed = render_all(audience, parse_variants(campaign.variants))
-    if failed:
-        audience.excluded["render_failed"] += len(failed)
-    prices = load_prices()
-    cost = Decimal(0)
+    plan = plan_messages(
+        session,
+        filters=parse_filters(segment.filters),
+        channel=campaign.channel,
+        variants=parse_variants(campaign.variants),
+        content_sid=campaign.content_sid,
+    )
     rows = []
-    for message in rendered:
+    for message in plan.rendered:
         member = message.member
-        units = message.segments if campaign.channel == "sms" else 1
-        cost += prices.unit_price(campaign.channel, member.region) * units
         rows.append(
             {
                 "campaign_id": campaign.id,
@@ -117,10 +109,10 @@ def launch(session: Session, campaign: Campaign, now: datetime | None = None) ->
     campaign.finished_at = None if ids else now
     campaign.summary = {
         "recipients": len(rows),
-        "excluded": dict(audience.excluded),
+        "excluded": dict(plan.excluded),
         "segments_total": sum(r["segments"] for r in rows),
-        "estimated_cost": str(cost.quantize(Decimal("0.01"))),
-        "currency": prices.currency,
+        "estimated_cost": str(plan.cost.quantize(Decimal("0.01"))),
+        "currency": plan.currency,
     }
     return Launched(recipients=len(rows), jobs=jobs)
 

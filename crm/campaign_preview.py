@@ -163,6 +163,45 @@ def outside_whatsapp_window(session: Session, contact_ids: list[int]) -> set[int
     return {contact_id for contact_id in contact_ids if contact_id not in recent}
 
 
+@dataclass
+class Plan:
+    """Who gets which message, who is left out and why, and what it costs: what the preview
+    shows and the launch writes."""
+
+    rendered: list[Rendered]
+    excluded: Counter[str]
+    cost: Decimal
+    currency: str
+
+
+def plan_messages(
+    session: Session,
+    *,
+    filters: SegmentFilters,
+    channel: str,
+    variants: list[Variant],
+    content_sid: str | None = None,
+) -> Plan:
+    prices = load_prices()
+    audience = build_audience(session, filters, channel)
+    if channel == "whatsapp" and not content_sid:
+        closed = outside_whatsapp_window(session, [m.contact_id for m in audience.members])
+        if closed:
+            audience.excluded["needs_template"] += len(closed)
+            audience.members = [m for m in audience.members if m.contact_id not in closed]
+    rendered, failed = render_all(audience, variants)
+    if failed:
+        audience.excluded["render_failed"] += len(failed)
+    cost = sum(
+        (
+            prices.unit_price(channel, m.member.region) * (m.segments if channel == "sms" else 1)
+            for m in rendered
+        ),
+        Decimal(0),
+    )
+    return Plan(rendered, audience.excluded, cost, prices.currency)
+
+
 def build_preview(
     session: Session,
     *,
@@ -172,26 +211,22 @@ def build_preview(
     content_sid: str | None = None,
     samples: int = 5,
 ) -> Preview:
-    prices = load_prices()
-    audience = build_audience(session, filters, channel)
-    preview = Preview(channel=channel, excluded=audience.excluded, currency=prices.currency)
-    if channel == "whatsapp" and not content_sid:
-        closed = outside_whatsapp_window(session, [m.contact_id for m in audience.members])
-        if closed:
-            preview.excluded["needs_template"] += len(closed)
-            audience.members = [m for m in audience.members if m.contact_id not in closed]
-    rendered, failed = render_all(audience, variants)
-    if failed:
-        preview.excluded["render_failed"] += len(failed)
-    preview.recipients = len(rendered)
-    preview.samples = rendered[:samples]
-    for message in rendered:
+    plan = plan_messages(
+        session, filters=filters, channel=channel, variants=variants, content_sid=content_sid
+    )
+    preview = Preview(
+        channel=channel,
+        excluded=plan.excluded,
+        currency=plan.currency,
+        recipients=len(plan.rendered),
+        samples=plan.rendered[:samples],
+        estimated_cost=plan.cost,
+    )
+    for message in plan.rendered:
         preview.by_variant[message.variant] += 1
         preview.by_encoding[message.encoding] += 1
         preview.segments_total += message.segments
-        unit = prices.unit_price(channel, message.member.region)
-        preview.estimated_cost += unit * (message.segments if channel == "sms" else 1)
-    _culprits(preview, rendered)
+    _culprits(preview, plan.rendered)
     return preview
 
 
