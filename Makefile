@@ -37,6 +37,7 @@ bench: $(STAMP)  ## needs PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see be
 	$(BIN)/python -m bench.ussd
 	$(BIN)/python -m bench.intelligence
 	$(BIN)/python -m bench.scoring
+	$(BIN)/python -m bench.campaigns --analyze
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info

@@ -171,7 +171,9 @@ def claim(
             direction=Direction.OUTBOUND,
             body=row.body,
             provider=None,
-            delivery_status="sending",
+            # The recipient row holds "sending"; the message itself starts at the bottom of the
+            # status ladder, so the provider's answer (accepted, queued) moves it forward.
+            delivery_status="pending",
             meta={"to": row.phone, "campaign_id": campaign.id, "variant": row.variant},
         )
         row.interaction_id = entry.id

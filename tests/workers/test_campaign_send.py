@@ -97,6 +97,17 @@ def test_every_recipient_gets_exactly_one_message_and_the_campaign_finishes(
     assert rows[0].body.startswith("Hi Customer, 20% off")
     assert {r["MessagingServiceSid"][0] for r in fake_twilio.requests} == {SERVICE}
     with runtime.session() as session:
+        from crm.models import Interaction
+
+        statuses = set(
+            session.scalars(
+                select(Interaction.delivery_status).where(
+                    Interaction.id.in_([r.interaction_id for r in rows])
+                )
+            )
+        )
+    assert statuses == {"accepted"}  # the provider's answer, recorded
+    with runtime.session() as session:
         campaign = session.get_one(Campaign, campaign_id)
         assert campaign.status == "done" and campaign.summary["recipients"] == 12
     run_jobs(runtime)  # nothing is sent twice
