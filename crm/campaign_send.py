@@ -63,7 +63,6 @@ class ChunkResult:
     sent: int = 0
     failed: int = 0
     retried: int = 0
-    next_due: datetime | None = None  # the earliest pending row left in the chunk
     stopped: str | None = None  # paused or cancelled
 
 
@@ -257,7 +256,7 @@ def send_chunk(
     """Send the due recipients of one chunk, one at a time (call it from several threads for
     concurrency: claims never overlap) for at most ``seconds``. ``acquire`` waits for the
     sender's rate limit; a campaign without a sender of its own sends from ``default_sender``.
-    ``next_due`` says when the chunk's job should run again (now, if time ran out)."""
+    What is left is found by :func:`next_due`."""
     result = ChunkResult()
     with session_scope(sessions) as session:
         campaign = session.get(Campaign, campaign_id)
@@ -293,15 +292,19 @@ def send_chunk(
         with session_scope(sessions) as session:
             _record_sent(session, claimed, sent.provider, sent.provider_message_id, sent.status)
         result.sent += 1
-    with session_scope(sessions) as session:
-        result.next_due = session.scalar(
-            select(func.min(CampaignRecipient.not_before)).where(
-                CampaignRecipient.campaign_id == campaign_id,
-                CampaignRecipient.id.between(first_id, last_id),
-                CampaignRecipient.state == RecipientState.PENDING.value,
-            )
-        )
     return result
+
+
+def next_due(session: Session, campaign_id: int, first_id: int, last_id: int) -> datetime | None:
+    """When the chunk has something left to send (the earliest pending row), or None. Asked
+    once per job, not per thread: the query reads the chunk's pending rows."""
+    return session.scalar(
+        select(func.min(CampaignRecipient.not_before)).where(
+            CampaignRecipient.campaign_id == campaign_id,
+            CampaignRecipient.id.between(first_id, last_id),
+            CampaignRecipient.state == RecipientState.PENDING.value,
+        )
+    )
 
 
 def start_chunk(

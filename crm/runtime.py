@@ -93,7 +93,14 @@ def build_adapters(settings: Settings) -> dict[str, ChannelAdapter]:
 def build_runtime(settings: Settings) -> Runtime:
     if settings.database_url.startswith("sqlite"):
         settings.instance_path.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
+    # A campaign job's threads each hold a connection while they claim or record a send; a
+    # smaller pool makes them queue for connections and open and close extra ones (bench).
+    pool = (
+        {}
+        if settings.database_url.startswith("sqlite")
+        else {"pool_size": max(5, settings.campaign_threads + 2)}
+    )
+    engine = make_engine(settings.database_url, **pool)
     return Runtime(
         settings=settings,
         engine=engine,

@@ -118,9 +118,9 @@ def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last
     with ThreadPoolExecutor(threads, thread_name_prefix=f"campaign-{campaign_id}") as pool:
         results = [f.result() for f in [pool.submit(run) for _ in range(threads)]]
     sent = sum(r.sent for r in results)
-    next_due = min((r.next_due for r in results if r.next_due), default=None)
     stopped = next((r.stopped for r in results if r.stopped), None)
     with rt.session() as session:
+        next_due = campaign_send.next_due(session, campaign_id, first_id, last_id)
         if next_due is not None and stopped is None:
             outbox.add(
                 session,
