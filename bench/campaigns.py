@@ -60,10 +60,10 @@ from rq import Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.webhooks import bench_redis, database_url
+from bench.own_database import conninfo, create_database, own_database_url
+from bench.webhooks import bench_redis
 from crm import outbox
 from crm.campaign_launch import launch, progress
 from crm.campaigns import create_campaign
@@ -110,24 +110,7 @@ def phone(i: int) -> str:
 
 
 def bench_database_url() -> str:
-    """DATABASE_URL's server (else the local test database's), our own database on it."""
-    return make_url(database_url()).set(database=DB_NAME).render_as_string(hide_password=False)
-
-
-def conninfo(url: str) -> str:
-    """A libpq URL for psycopg from a SQLAlchemy URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def create_database(*, drop: bool) -> None:
-    """Create the bench database (dropped first with ``drop``) from the server's other one."""
-    with psycopg.connect(conninfo(database_url()), autocommit=True) as conn:
-        if drop:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')  # fixed name
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
-        if found is None:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')  # fixed name
-            print(f"created database {DB_NAME}")
+    return own_database_url(DB_NAME)
 
 
 def migrations_hash() -> str:
@@ -215,13 +198,13 @@ def prepare_database(url: str, contacts: int, reseed: bool) -> None:
     """The seed, reused when it has this many contacts and was made under these migrations (the
     rows of earlier runs emptied); else the database is dropped, created, migrated and seeded
     again."""
-    create_database(drop=False)
+    create_database(DB_NAME)
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
         meta = seed_meta(conn)
     wanted = {"contacts": str(contacts), "migrations": migrations_hash()}
     if reseed or any(meta.get(key) != value for key, value in wanted.items()):
         print(f"seeding {contacts:,} contacts in a new {DB_NAME} ...")
-        create_database(drop=True)
+        create_database(DB_NAME, drop=True)
         upgrade(url)
         engine = make_engine(url)
         try:

@@ -41,10 +41,10 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, event, func, insert, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.webhooks import bench_redis, database_url
+from bench.own_database import conninfo, create_database, own_database_url
+from bench.webhooks import bench_redis
 from crm import outbox
 from crm.contact_search import ContactFilters, list_contacts
 from crm.db import make_engine, make_session_factory, session_scope
@@ -180,22 +180,12 @@ class Seeded:
 
 
 def bench_database_url() -> str:
-    """DATABASE_URL's server (else the local test database's), our own database on it."""
-    return make_url(database_url()).set(database=DB_NAME).render_as_string(hide_password=False)
-
-
-def conninfo(url: str) -> str:
-    """A libpq URL for psycopg from a SQLAlchemy URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return own_database_url(DB_NAME)
 
 
 def ensure_database(url: str) -> None:
-    """Create the bench database when missing (from another database of the same server)."""
-    with psycopg.connect(conninfo(database_url()), autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
-        if found is None:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')  # fixed name
-            print(f"created database {DB_NAME}")
+    """Create the bench database when missing, and bring its schema up to date."""
+    create_database(DB_NAME)
     upgrade(url)
 
 
