@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -167,3 +168,13 @@ class ChannelAdapter(Protocol):
     def parse_status(self, request: WebhookRequest) -> StatusUpdate: ...
 
     def send(self, message: OutboundMessage) -> SendResult: ...
+
+
+class SentLookup(Protocol):
+    """An adapter that can tell whether a message reached the provider: what settles a send
+    left in doubt by a worker killed mid-request (resend it, or record the provider's copy)."""
+
+    def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """The provider's record of ``message`` created at or after ``since``, or None.
+        Raises :class:`SendError` when the provider cannot be asked."""
+        ...

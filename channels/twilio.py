@@ -10,10 +10,12 @@ import json
 import logging
 import re
 import uuid
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from twilio.base.exceptions import TwilioRestException
+from requests.adapters import HTTPAdapter
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
@@ -54,6 +56,10 @@ STATUS_RANK: dict[str, int] = {
 OPTED_OUT_ERROR = "21610"
 MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 RETRYABLE_CODES = {"20429", "20500", "20503"}
+# Looking up a message left in doubt: this many of the number's latest messages are read, and
+# the provider's clock may differ from ours by this much.
+LOOKUP_LIMIT = 20
+LOOKUP_CLOCK_SKEW = timedelta(minutes=2)
 
 
 def _strip_whatsapp(address: str) -> tuple[str, bool]:
@@ -84,6 +90,7 @@ class TwilioAdapter:
         whatsapp_from: str = "",
         api_base_url: str = "",
         timeout: float = 10.0,
+        connections: int = 10,
     ) -> None:
         self._validator = RequestValidator(auth_token)
         self._account_sid = account_sid
@@ -93,6 +100,7 @@ class TwilioAdapter:
         self._whatsapp_from = whatsapp_from
         self._api_base_url = api_base_url
         self._timeout = timeout
+        self._connections = connections
         self._client: Client | None = None
 
     # -- webhooks -------------------------------------------------------------------------
@@ -172,15 +180,24 @@ class TwilioAdapter:
 
     def _rest_client(self) -> Client:
         if self._client is None:
-            client = Client(
-                self._account_sid,
-                self._auth_token,
-                http_client=TwilioHttpClient(timeout=self._timeout),
-            )
+            http = TwilioHttpClient(timeout=self._timeout)
+            # One kept-alive connection per sending thread: the SDK's own pool keeps
+            # min(32, cores + 4) for https and requests' 10 for http, and a thread beyond that
+            # opens (and for https, handshakes) a new connection for every message.
+            if http.session is not None:
+                for scheme in ("https://", "http://"):
+                    http.session.mount(scheme, HTTPAdapter(pool_maxsize=self._connections))
+            client = Client(self._account_sid, self._auth_token, http_client=http)
             if self._api_base_url:
                 client.api.base_url = self._api_base_url
             self._client = client
         return self._client
+
+    def prepare(self) -> None:
+        """Build the REST client and import the messages API before threads send at once: the
+        SDK imports it on first use, and threads meeting that import together would queue on
+        it, then reach the provider all at once, bunched past the sender's rate."""
+        self._rest_client().messages  # noqa: B018 (the attribute access is the import)
 
     def _sender_kwargs(self, channel: str, sender: str | None = None) -> dict[str, str]:
         if sender:
@@ -196,6 +213,40 @@ class TwilioAdapter:
         if not self._from_number:
             raise SendError("no SMS sender configured (TWILIO_FROM_NUMBER)")
         return {"from_": self._from_number}
+
+    def _to(self, message: OutboundMessage) -> str:
+        return WHATSAPP_PREFIX + message.to if message.channel == "whatsapp" else message.to
+
+    def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """Twilio's record of ``message``: the newest message to its number with its body (or
+        its template, which Twilio lists with the rendered text: any message then) created at
+        or after ``since``. Twilio lists a number's messages newest first, queued ones too."""
+        try:
+            found = self._rest_client().messages.list(to=self._to(message), limit=LOOKUP_LIMIT)
+        except TwilioRestException as exc:
+            raise SendError(exc.msg or str(exc), code=str(exc.code), retryable=True) from exc
+        except TwilioException as exc:  # an answer that is not a page of messages
+            raise SendError(f"Twilio lookup failed: {exc}", retryable=True) from exc
+        except requests.RequestException as exc:
+            raise SendError(
+                f"Twilio unreachable: {exc.__class__.__name__}", retryable=True
+            ) from exc
+        cutoff = since - LOOKUP_CLOCK_SKEW
+        for item in found:
+            created = item.date_created
+            if created is not None and created < cutoff:
+                break  # newest first: the rest are older still
+            if item.direction == "inbound" or (
+                not message.content_sid and (item.body or "") != message.body
+            ):
+                continue
+            return SendResult(
+                provider=self.name,
+                provider_message_id=item.sid or "",
+                status=(item.status or "queued").lower(),
+                sender=item.from_ or None,
+            )
+        return None
 
     def send(self, message: OutboundMessage) -> SendResult:
         to = WHATSAPP_PREFIX + message.to if message.channel == "whatsapp" else message.to
@@ -248,6 +299,12 @@ class SandboxTwilioAdapter(TwilioAdapter):
         return SendResult(
             provider="sandbox", provider_message_id=sid, status="sent", sender="sandbox"
         )
+
+    def prepare(self) -> None:
+        return None
+
+    def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        return None  # nothing left the machine: a send in doubt is simply made again
 
 
 def _parse_media(form: dict[str, str]) -> tuple[Media, ...]:

@@ -1,39 +1,51 @@
-"""Sending a campaign's recipients: each at most once, at the provider's rate, resumable.
+"""Sending a campaign's recipients: each exactly once, at the provider's rate, resumable.
 
-A recipient row moves ``pending -> sending -> sent | failed`` (or ``skipped``):
+A recipient row moves ``pending -> sending -> sent | failed`` (or ``skipped``). One job sends
+one chunk of rows as a pipeline, so that database work is paid per batch, not per message:
 
-1. claim: one UPDATE takes the next due pending row of the chunk (``FOR UPDATE SKIP LOCKED`` on
-   PostgreSQL, so threads and processes split rows) and marks it ``sending``, with its
-   outbound interaction on the timeline; committed before the provider is called;
-2. wait for the sender's rate limit (shared in Redis by every process);
-3. send, then record ``sent`` with the provider's id, or the error.
+1. claim: one SELECT ... FOR UPDATE SKIP LOCKED takes a batch of due pending rows (threads and
+   processes split rows), checks each again at send time (consent, possible opt-out under
+   review, WhatsApp's window, quiet hours), inserts the outbound interactions of the ones to
+   send and marks them ``sending``: one transaction, committed before any provider call;
+2. send, from a pool of threads (provider round trips overlap): each thread waits for the
+   sender's next slot (:mod:`workers.send_rate`, shared in Redis), then calls the provider;
+3. record: the answers are written back in batches, ``sent`` with the provider's id, or the
+   error (retryable ones go back to ``pending`` with a backoff; permanent ones fail with the
+   action taken, and 21610 opts the contact out of the channel).
 
-A worker killed between 1 and 3 leaves the row ``sending``: a restarted job never sends it
-again (the provider may have it), it marks it ``unknown``. That is the price of at most once;
-the window is one provider round trip per thread. Retryable errors (429, 5xx, timeouts) put
-the row back to ``pending`` with a backoff; permanent ones fail it with the action taken
-(21610 opts the contact out of the channel).
+A worker killed between 1 and 3 leaves rows ``sending``; the provider may or may not have them.
+When a later job finds such a row older than ``stale`` (far longer than a live send takes), it
+asks the provider (:class:`channels.base.SentLookup`): a message found is recorded as sent, one
+not found goes back to ``pending`` and is sent. That is what makes it exactly once rather than
+at most once. A live job never sends a row claimed more than half ``stale`` ago (it puts it
+back instead), so a row cannot be looked up while its own send is still coming.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from channels.base import ChannelAdapter, OutboundMessage, SendError
+from channels.base import ChannelAdapter, OutboundMessage, SendError, SendResult, SentLookup
 from channels.twilio import STATUS_RANK
-from crm.consent import is_opted_out, set_consent
+from crm.consent import set_consent
 from crm.db import session_scope, skip_locked
-from crm.messaging import in_whatsapp_window
+from crm.messaging import WHATSAPP_WINDOW
 from crm.models import (
     Campaign,
     CampaignRecipient,
     CampaignStatus,
+    ChannelConsent,
     ConsentStatus,
     Contact,
     Direction,
@@ -42,13 +54,14 @@ from crm.models import (
 )
 from crm.models.base import utcnow
 from crm.send_windows import earliest_send
-from crm.timeline import add_entry, advance_status
+
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
-# A claim older than this cannot belong to a live send (the provider call times out sooner).
 STALE_SENDING = timedelta(minutes=5)
 JOB_SECONDS = 60  # a job sends this long, then hands the rest to its next run (queues stay fair)
 BACKOFF = (5, 30, 120, 600, 1800)  # seconds, per attempt
+RECORD_EVERY = 0.2  # seconds: answers are written back in batches at least this often
 ACTIONS = {
     "21610": "opted out of the channel (replied STOP)",
     "21211": "invalid number: check the contact's phone",
@@ -57,12 +70,50 @@ ACTIONS = {
     "63016": "outside WhatsApp's 24-hour window: use a template",
 }
 
+# Rows with their recipients' columns, in bulk statements: built once.
+_RECIPIENTS = CampaignRecipient.__table__
+_INTERACTIONS = Interaction.__table__
+_RANK = case(STATUS_RANK, value=_INTERACTIONS.c.delivery_status, else_=-1)
+_MARK_SENT = (
+    update(_RECIPIENTS)
+    .where(_RECIPIENTS.c.id == bindparam("r_id"))
+    .values(
+        state=RecipientState.SENT.value,
+        provider_message_id=bindparam("r_sid"),
+        sent_at=bindparam("r_at"),
+    )
+)
+# The provider's answer moves the message's status forward only: a status callback may have
+# come first.
+_RECORD_SENT_INTERACTION = (
+    update(_INTERACTIONS)
+    .where(_INTERACTIONS.c.id == bindparam("i_id"))
+    .values(
+        provider=bindparam("i_provider"),
+        provider_message_id=bindparam("i_sid"),
+        delivery_status=case(
+            (bindparam("i_rank") > _RANK, bindparam("i_status")),
+            else_=_INTERACTIONS.c.delivery_status,
+        ),
+    )
+)
+_RELEASE = (
+    update(_RECIPIENTS)
+    .where(
+        _RECIPIENTS.c.id == bindparam("r_id"),
+        _RECIPIENTS.c.state == RecipientState.SENDING.value,
+    )
+    .values(state=RecipientState.PENDING.value, claimed_at=None, attempts=bindparam("r_attempts"))
+)
+
 
 @dataclass
 class ChunkResult:
     sent: int = 0
     failed: int = 0
     retried: int = 0
+    skipped: int = 0
+    recovered: int = 0  # left in doubt by a dead worker, then found at the provider or resent
     stopped: str | None = None  # paused or cancelled
 
 
@@ -75,143 +126,230 @@ class Claimed:
     interaction_id: int
     channel: str
     sender: str
+    attempts: int
+    claimed: float = field(default_factory=time.monotonic)  # for the fence, see send_chunk
     content_sid: str | None = None
     content_variables: dict[str, str] | None = None
 
-
-def _resolve_unknown(session: Session, campaign_id: int, first_id: int, last_id: int) -> int:
-    """Rows left ``sending`` by a killed worker: never resent, marked unknown. Only rows claimed
-    longer ago than any live send can take, so a job running the same chunk beside this one (a
-    resume while the old job still ran) keeps its sends."""
-    result = session.execute(
-        update(CampaignRecipient)
-        .where(
-            CampaignRecipient.campaign_id == campaign_id,
-            CampaignRecipient.id.between(first_id, last_id),
-            CampaignRecipient.state == RecipientState.SENDING.value,
-            CampaignRecipient.claimed_at < utcnow() - STALE_SENDING,
+    def message(self, status_callback: str | None) -> OutboundMessage:
+        return OutboundMessage(
+            channel=self.channel,
+            to=self.phone,
+            body=self.body,
+            status_callback=status_callback,
+            sender=self.sender or None,
+            content_sid=self.content_sid,
+            content_variables=self.content_variables,
         )
-        .values(
-            state=RecipientState.FAILED.value,
-            error_code="unknown",
-            action="outcome unknown: the worker stopped mid-send; not resent",
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed row in a sending thread."""
+
+    claimed: Claimed
+    sent: SendResult | None = None
+    error: SendError | None = None
+    released: bool = False  # never sent (paused, cancelled, or its claim grew old): back to pending
+    doubt: bool = False  # crashed around the provider call: left sending for the lookup
+
+
+# --- claim ---------------------------------------------------------------------------------
+
+
+def _opted_out(session: Session, contact_ids: list[int], channel: str) -> set[int]:
+    return set(
+        session.scalars(
+            select(ChannelConsent.contact_id).where(
+                ChannelConsent.contact_id.in_(contact_ids),
+                ChannelConsent.channel == channel,
+                ChannelConsent.status == ConsentStatus.OPTED_OUT.value,
+            )
         )
-        .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
 
 
-def _hold(
-    session: Session, campaign: Campaign, row: CampaignRecipient, now: datetime
-) -> tuple[str, datetime | None] | None:
-    """Why this recipient must not get the message now: ("skip", None) with the reason set on
-    the row, or ("later", when) for quiet hours; None to send. Checked at send time: consent,
-    quiet hours and WhatsApp's window may have changed since launch."""
-    if is_opted_out(session, row.contact_id, campaign.channel):
-        row.action = "opted out since launch"
-        return "skip", None
-    if session.scalar(select(Contact.opt_out_review_at).where(Contact.id == row.contact_id)):
-        row.action = "possible opt-out under review since launch"
-        return "skip", None
-    if (
-        campaign.channel == "whatsapp"
-        and not campaign.content_sid
-        and not in_whatsapp_window(session, row.contact_id)
-    ):
-        row.action = "outside WhatsApp's 24-hour window and no template"
-        return "skip", None
-    quiet = earliest_send(
-        now=now,
-        phone=row.phone,
-        campaign_zone=campaign.timezone,
-        send_at=None,
-        in_contact_timezone=False,
-        quiet_start=campaign.quiet_start,
-        quiet_end=campaign.quiet_end,
-    )
-    return ("later", quiet) if quiet > now else None
-
-
-def claim(
-    session: Session, campaign: Campaign, first_id: int, last_id: int, now: datetime
-) -> Claimed | None:
-    """Take the next due pending recipient of the chunk; None when none is due."""
-    query = (
-        select(CampaignRecipient)
-        .where(
-            CampaignRecipient.campaign_id == campaign.id,
-            CampaignRecipient.id.between(first_id, last_id),
-            CampaignRecipient.state == RecipientState.PENDING.value,
-            CampaignRecipient.not_before <= now,
+def _in_whatsapp_window(session: Session, contact_ids: list[int], now: datetime) -> set[int]:
+    return set(
+        session.scalars(
+            select(Interaction.contact_id)
+            .where(
+                Interaction.contact_id.in_(contact_ids),
+                Interaction.channel == "whatsapp",
+                Interaction.direction == Direction.INBOUND.value,
+                Interaction.created_at > now - WHATSAPP_WINDOW,
+            )
+            .distinct()
         )
-        .order_by(CampaignRecipient.id)
-        .limit(1)
     )
-    while True:
-        row = session.scalars(skip_locked(session, query)).first()
-        if row is None:
-            return None
-        hold = _hold(session, campaign, row, now)
-        if hold is None:
-            break
-        if hold[0] == "skip":
-            row.state = RecipientState.SKIPPED.value
-        else:
-            row.not_before = hold[1]  # quiet hours began since launch: it waits, never drops
-        session.flush()
-    row.state = RecipientState.SENDING.value
-    row.claimed_at = now
-    row.attempts += 1
-    if row.interaction_id is None:
-        entry = add_entry(
-            session=session,
+
+
+def claim_batch(
+    session: Session,
+    campaign: Campaign,
+    first_id: int,
+    last_id: int,
+    now: datetime,
+    limit: int,
+    result: ChunkResult | None = None,
+) -> tuple[list[Claimed], int]:
+    """Take up to ``limit`` due pending rows of the chunk and mark those that may go now
+    ``sending`` (their interactions on the timeline). Rows that may not go are skipped with the
+    reason, or wait for the end of quiet hours (never dropped). Checked at send time: consent,
+    quiet hours and WhatsApp's window may have changed since launch. Returns the claimed rows
+    and how many due rows were taken in all (0: nothing is due)."""
+    result = result or ChunkResult()
+    rows = session.execute(
+        skip_locked(
+            session,
+            select(
+                CampaignRecipient.id,
+                CampaignRecipient.contact_id,
+                CampaignRecipient.phone,
+                CampaignRecipient.body,
+                CampaignRecipient.variant,
+                CampaignRecipient.attempts,
+                CampaignRecipient.interaction_id,
+                Contact.opt_out_review_at,
+            )
+            .join(Contact, Contact.id == CampaignRecipient.contact_id)
+            .where(
+                CampaignRecipient.campaign_id == campaign.id,
+                CampaignRecipient.id.between(first_id, last_id),
+                CampaignRecipient.state == RecipientState.PENDING.value,
+                CampaignRecipient.not_before <= now,
+            )
+            .order_by(CampaignRecipient.id)
+            .limit(limit),
+            of=CampaignRecipient,
+        )
+    ).all()
+    if not rows:
+        return [], 0
+    contact_ids = [row.contact_id for row in rows]
+    opted_out = _opted_out(session, contact_ids, campaign.channel)
+    needs_window = campaign.channel == "whatsapp" and not campaign.content_sid
+    in_window = _in_whatsapp_window(session, contact_ids, now) if needs_window else set()
+    quiet = bool(campaign.quiet_start and campaign.quiet_end)
+
+    skips: list[dict[str, Any]] = []
+    waits: list[dict[str, Any]] = []
+    go = []
+    for row in rows:
+        reason = None
+        if row.contact_id in opted_out:
+            reason = "opted out since launch"
+        elif row.opt_out_review_at is not None:
+            reason = "possible opt-out under review since launch"
+        elif needs_window and row.contact_id not in in_window:
+            reason = "outside WhatsApp's 24-hour window and no template"
+        if reason:
+            skips.append({"id": row.id, "state": RecipientState.SKIPPED.value, "action": reason})
+            continue
+        if quiet:
+            after = earliest_send(
+                now=now,
+                phone=row.phone,
+                campaign_zone=campaign.timezone,
+                send_at=None,
+                in_contact_timezone=False,
+                quiet_start=campaign.quiet_start,
+                quiet_end=campaign.quiet_end,
+            )
+            if after > now:  # quiet hours began since launch: it waits, never drops
+                waits.append({"id": row.id, "not_before": after})
+                continue
+        go.append(row)
+    if skips:
+        session.execute(update(CampaignRecipient), skips)
+        result.skipped += len(skips)
+    if waits:
+        session.execute(update(CampaignRecipient), waits)
+
+    new = [row for row in go if row.interaction_id is None]
+    interaction_ids = dict(
+        zip(
+            [row.id for row in new],
+            session.scalars(
+                insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "contact_id": row.contact_id,
+                        "channel": campaign.channel,
+                        "direction": Direction.OUTBOUND.value,
+                        "body": row.body,
+                        # The recipient row holds "sending"; the message itself starts at the
+                        # bottom of the status ladder, so the provider's answer moves it on.
+                        "delivery_status": "pending",
+                        "meta": {
+                            "to": row.phone,
+                            "campaign_id": campaign.id,
+                            "variant": row.variant,
+                        },
+                        "created_at": now,
+                    }
+                    for row in new
+                ],
+            ).all()
+            if new
+            else [],
+            strict=True,
+        )
+    )
+    claimed = [
+        Claimed(
+            id=row.id,
             contact_id=row.contact_id,
-            channel=campaign.channel,
-            direction=Direction.OUTBOUND,
+            phone=row.phone,
             body=row.body,
-            provider=None,
-            # The recipient row holds "sending"; the message itself starts at the bottom of the
-            # status ladder, so the provider's answer (accepted, queued) moves it forward.
-            delivery_status="pending",
-            meta={"to": row.phone, "campaign_id": campaign.id, "variant": row.variant},
+            interaction_id=row.interaction_id or interaction_ids[row.id],
+            channel=campaign.channel,
+            sender=campaign.sender or "",
+            attempts=row.attempts + 1,
+            content_sid=campaign.content_sid if campaign.channel == "whatsapp" else None,
+            content_variables=dict(campaign.content_variables or {}) or None,
         )
-        row.interaction_id = entry.id
-    return Claimed(
-        row.id,
-        row.contact_id,
-        row.phone,
-        row.body,
-        row.interaction_id,
-        campaign.channel,
-        campaign.sender or "",
-        campaign.content_sid if campaign.channel == "whatsapp" else None,
-        dict(campaign.content_variables or {}) or None,
-    )
+        for row in go
+    ]
+    if claimed:
+        session.execute(
+            update(CampaignRecipient),
+            [
+                {
+                    "id": c.id,
+                    "state": RecipientState.SENDING.value,
+                    "claimed_at": now,
+                    "attempts": c.attempts,
+                    "interaction_id": c.interaction_id,
+                }
+                for c in claimed
+            ],
+        )
+    return claimed, len(rows)
 
 
-def _record_sent(session: Session, claimed: Claimed, provider: str, sid: str, status: str) -> None:
+# --- record --------------------------------------------------------------------------------
+
+
+def _record_sent(session: Session, sent: list[tuple[Claimed, SendResult]]) -> None:
     now = utcnow()
-    session.execute(
-        update(CampaignRecipient)
-        .where(CampaignRecipient.id == claimed.id)
-        .values(state=RecipientState.SENT.value, provider_message_id=sid, sent_at=now)
-        .execution_options(synchronize_session=False)
+    session.connection().execute(
+        _MARK_SENT,
+        [{"r_id": c.id, "r_sid": r.provider_message_id, "r_at": now} for c, r in sent],
     )
-    session.execute(
-        update(Interaction)
-        .where(Interaction.id == claimed.interaction_id)
-        .values(provider=provider, provider_message_id=sid)
-        .execution_options(synchronize_session=False)
-    )
-    # A status callback may have come first: the status only moves forward.
-    advance_status(
-        session=session,
-        ranks=STATUS_RANK,
-        status=status if status in STATUS_RANK else "sent",
-        error_code=None,
-        provider=provider,
-        provider_message_id=sid,
-        interaction_id=claimed.interaction_id,
+    session.connection().execute(
+        _RECORD_SENT_INTERACTION,
+        [
+            {
+                "i_id": c.interaction_id,
+                "i_provider": r.provider,
+                "i_sid": r.provider_message_id,
+                "i_status": status,
+                "i_rank": STATUS_RANK[status],
+            }
+            for c, r in sent
+            for status in [r.status if r.status in STATUS_RANK else "sent"]
+        ],
     )
 
 
@@ -241,6 +379,72 @@ def _record_error(session: Session, claimed: Claimed, exc: SendError, result: Ch
         )
 
 
+def record(session: Session, outcomes: list[Outcome], result: ChunkResult) -> None:
+    """Write a batch of answers back: sends in two statements, errors one by one (rare)."""
+    sent = [(o.claimed, o.sent) for o in outcomes if o.sent is not None]
+    if sent:
+        _record_sent(session, sent)
+        result.sent += len(sent)
+    released = [o.claimed for o in outcomes if o.released]
+    if released:
+        session.connection().execute(
+            _RELEASE, [{"r_id": c.id, "r_attempts": c.attempts - 1} for c in released]
+        )
+    for outcome in outcomes:
+        if outcome.error is not None:
+            _record_error(session, outcome.claimed, outcome.error, result)
+
+
+# --- send ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SendOptions:
+    """How a chunk is sent; the job builds it from the settings."""
+
+    acquire: Callable[[str, threading.Event], bool]  # wait for the sender's slot; False: stop
+    threads: int = 8
+    per_second: Callable[[str], int] = lambda _sender: 1  # the sender's limit, for the batch size
+    default_sender: str = "default"
+    status_callback: Callable[[int], str | None] = lambda _id: None
+    seconds: float = JOB_SECONDS
+    stale: timedelta = STALE_SENDING
+
+
+def _send_one(
+    adapter: ChannelAdapter,
+    claimed: Claimed,
+    options: SendOptions,
+    sender: str,
+    stop: threading.Event,
+    fence: float,
+) -> Outcome:
+    if stop.is_set() or not options.acquire(sender, stop):
+        return Outcome(claimed, released=True)
+    if time.monotonic() - claimed.claimed > fence:
+        # Too old to send: a job beside this one may already be looking it up at the provider.
+        return Outcome(claimed, released=True)
+    try:
+        return Outcome(
+            claimed,
+            sent=adapter.send(claimed.message(options.status_callback(claimed.interaction_id))),
+        )
+    except SendError as exc:
+        return Outcome(claimed, error=exc)
+    except Exception:  # the request may or may not have reached the provider
+        log.exception("campaign send of recipient %s crashed; left for the lookup", claimed.id)
+        return Outcome(claimed, doubt=True)
+
+
+def _campaign_state(session: Session, campaign_id: int) -> tuple[Campaign | None, str | None]:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        return None, "deleted"
+    if campaign.status != CampaignStatus.RUNNING:
+        return campaign, campaign.status
+    return campaign, None
+
+
 def send_chunk(
     sessions: sessionmaker[Session],
     adapter: ChannelAdapter,
@@ -248,71 +452,201 @@ def send_chunk(
     campaign_id: int,
     first_id: int,
     last_id: int,
-    acquire: Callable[[str], Any],
-    default_sender: str = "default",
-    status_callback: Callable[[int], str | None] = lambda _id: None,
-    seconds: float = JOB_SECONDS,
+    options: SendOptions,
 ) -> ChunkResult:
-    """Send the due recipients of one chunk, one at a time (call it from several threads for
-    concurrency: claims never overlap) for at most ``seconds``. ``acquire`` waits for the
-    sender's rate limit; a campaign without a sender of its own sends from ``default_sender``.
-    What is left is found by :func:`next_due`."""
+    """Send the due recipients of one chunk for at most ``options.seconds``: claim in batches,
+    send from ``options.threads`` threads at the sender's rate, record in batches. What is left
+    (quiet hours, retries) is found by :func:`next_due`."""
     result = ChunkResult()
     with session_scope(sessions) as session:
-        campaign = session.get(Campaign, campaign_id)
-        sender = (campaign.sender if campaign else None) or default_sender
-    stop_at = utcnow() + timedelta(seconds=seconds)
-    while utcnow() < stop_at:
-        # The rate slot first: a row is marked sending only when it can go at once, so a
-        # worker lost while waiting leaves nothing in doubt.
-        acquire(sender)
-        with session_scope(sessions) as session:
-            campaign = session.get(Campaign, campaign_id)
-            if campaign is None or campaign.status != CampaignStatus.RUNNING:
-                result.stopped = campaign.status if campaign else "deleted"
-                return result
-            claimed = claim(session, campaign, first_id, last_id, utcnow())
-        if claimed is None:
-            break
-        message = OutboundMessage(
-            channel=claimed.channel,
-            to=claimed.phone,
-            body=claimed.body,
-            status_callback=status_callback(claimed.interaction_id),
-            sender=claimed.sender or None,
-            content_sid=claimed.content_sid,
-            content_variables=claimed.content_variables,
-        )
-        try:
-            sent = adapter.send(message)
-        except SendError as exc:
-            with session_scope(sessions) as session:
-                _record_error(session, claimed, exc, result)
-            continue
-        with session_scope(sessions) as session:
-            _record_sent(session, claimed, sent.provider, sent.provider_message_id, sent.status)
-        result.sent += 1
+        campaign, result.stopped = _campaign_state(session, campaign_id)
+        sender = (campaign.sender if campaign else None) or options.default_sender
+    if result.stopped:
+        return result
+    # Rows claimed but not answered: enough to keep every thread busy, and no more than about
+    # two seconds of the sender's budget (claims wait for their slots while they are held).
+    ahead = max(1, min(2 * options.threads, 2 * options.per_second(sender)))
+    fence = options.stale.total_seconds() / 2
+    deadline = time.monotonic() + options.seconds
+    stop = threading.Event()
+    answers: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    in_flight = 0
+    exhausted = False
+    with ThreadPoolExecutor(options.threads, thread_name_prefix=f"campaign-{campaign_id}") as pool:
+        while True:
+            if time.monotonic() >= deadline:
+                stop.set()
+            if not (exhausted or stop.is_set()) and in_flight <= ahead // 2:
+                with session_scope(sessions) as session:
+                    campaign, result.stopped = _campaign_state(session, campaign_id)
+                    batch, taken = (
+                        claim_batch(
+                            session,
+                            campaign,
+                            first_id,
+                            last_id,
+                            utcnow(),
+                            ahead - in_flight,
+                            result,
+                        )
+                        if campaign is not None and not result.stopped
+                        else ([], 0)
+                    )
+                if result.stopped:
+                    stop.set()
+                exhausted = taken == 0
+                for claimed in batch:
+                    pool.submit(
+                        lambda c=claimed: answers.put(
+                            _send_one(adapter, c, options, sender, stop, fence)
+                        )
+                    )
+                in_flight += len(batch)
+            if in_flight == 0 and (exhausted or stop.is_set()):
+                break
+            outcomes = _gather(
+                answers, in_flight, wait=in_flight > ahead // 2 or exhausted or stop.is_set()
+            )
+            if outcomes:
+                with session_scope(sessions) as session:
+                    record(session, outcomes, result)
+                in_flight -= len(outcomes)
     return result
 
 
-def next_due(session: Session, campaign_id: int, first_id: int, last_id: int) -> datetime | None:
-    """When the chunk has something left to send (the earliest pending row), or None. Asked
-    once per job, not per thread: the query reads the chunk's pending rows."""
-    return session.scalar(
+def _gather(answers: queue.SimpleQueue[Outcome], in_flight: int, *, wait: bool) -> list[Outcome]:
+    """The answers in so far: waits up to ``RECORD_EVERY`` for the first when ``wait``, then
+    takes what else has come within that time."""
+    outcomes: list[Outcome] = []
+    until = time.monotonic() + RECORD_EVERY
+    while len(outcomes) < in_flight:
+        left = until - time.monotonic()
+        try:
+            if left > 0 and (wait or outcomes):
+                outcomes.append(answers.get(timeout=left))
+            else:
+                outcomes.append(answers.get_nowait())
+        except queue.Empty:
+            break
+    return outcomes
+
+
+# --- rows left in doubt, progress ------------------------------------------------------------
+
+
+def settle_stale(
+    sessions: sessionmaker[Session],
+    adapter: ChannelAdapter,
+    *,
+    campaign_id: int,
+    first_id: int,
+    last_id: int,
+    stale: timedelta = STALE_SENDING,
+) -> int:
+    """Rows a dead worker left ``sending``: ask the provider, then record the message it has
+    or put the row back to ``pending`` to be sent. Adapters that cannot be asked: the row is
+    failed as ``unknown`` and never resent (at most once). Rows the provider cannot be asked
+    about now stay as they are, for the next run. Returns how many were settled."""
+    with session_scope(sessions) as session:
+        campaign = session.get(Campaign, campaign_id)
+        rows = session.execute(
+            select(
+                CampaignRecipient.id,
+                CampaignRecipient.contact_id,
+                CampaignRecipient.phone,
+                CampaignRecipient.body,
+                CampaignRecipient.attempts,
+                CampaignRecipient.interaction_id,
+                CampaignRecipient.claimed_at,
+            ).where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.id.between(first_id, last_id),
+                CampaignRecipient.state == RecipientState.SENDING.value,
+                CampaignRecipient.claimed_at < utcnow() - stale,
+            )
+        ).all()
+    if not rows or campaign is None:
+        return 0
+    lookup: SentLookup | None = adapter if hasattr(adapter, "find_sent") else None  # type: ignore[assignment]
+    found: list[tuple[Claimed, SendResult]] = []
+    again: list[Claimed] = []
+    unknown: list[int] = []
+    for row in rows:
+        claimed = Claimed(
+            id=row.id,
+            contact_id=row.contact_id,
+            phone=row.phone,
+            body=row.body,
+            interaction_id=row.interaction_id,
+            channel=campaign.channel,
+            sender=campaign.sender or "",
+            attempts=row.attempts,
+            content_sid=campaign.content_sid if campaign.channel == "whatsapp" else None,
+        )
+        if lookup is None:
+            unknown.append(row.id)
+            continue
+        try:
+            copy = lookup.find_sent(claimed.message(None), row.claimed_at)
+        except SendError as exc:
+            log.warning("could not look up recipient %s at the provider: %s", row.id, exc)
+            continue
+        if copy is None:
+            again.append(claimed)
+        else:
+            found.append((claimed, copy))
+    with session_scope(sessions) as session:
+        if found:
+            _record_sent(session, found)
+        if again:  # never reached the provider: it goes out again, as the same attempt
+            session.connection().execute(
+                _RELEASE, [{"r_id": c.id, "r_attempts": c.attempts - 1} for c in again]
+            )
+        if unknown:
+            session.execute(
+                update(CampaignRecipient)
+                .where(CampaignRecipient.id.in_(unknown))
+                .values(
+                    state=RecipientState.FAILED.value,
+                    error_code="unknown",
+                    action="outcome unknown: the worker stopped mid-send; not resent",
+                )
+            )
+    if found or again:
+        log.info(
+            "campaign %s: %d sends left in doubt were at the provider, %d go out again",
+            campaign_id,
+            len(found),
+            len(again),
+        )
+    return len(found) + len(again) + len(unknown)
+
+
+def next_due(
+    session: Session,
+    campaign_id: int,
+    first_id: int,
+    last_id: int,
+    stale: timedelta = STALE_SENDING,
+) -> datetime | None:
+    """When the chunk next has work: its earliest pending row, or the moment a row left
+    ``sending`` turns stale and can be settled; None when neither is left. Asked once per job."""
+    in_chunk = and_(
+        CampaignRecipient.campaign_id == campaign_id,
+        CampaignRecipient.id.between(first_id, last_id),
+    )
+    pending = session.scalar(
         select(func.min(CampaignRecipient.not_before)).where(
-            CampaignRecipient.campaign_id == campaign_id,
-            CampaignRecipient.id.between(first_id, last_id),
-            CampaignRecipient.state == RecipientState.PENDING.value,
+            in_chunk, CampaignRecipient.state == RecipientState.PENDING.value
         )
     )
-
-
-def start_chunk(
-    sessions: sessionmaker[Session], campaign_id: int, first_id: int, last_id: int
-) -> int:
-    """Before a chunk's job sends: rows a killed worker left mid-send are settled, not resent."""
-    with session_scope(sessions) as session:
-        return _resolve_unknown(session, campaign_id, first_id, last_id)
+    sending = session.scalar(
+        select(func.min(CampaignRecipient.claimed_at)).where(
+            in_chunk, CampaignRecipient.state == RecipientState.SENDING.value
+        )
+    )
+    due = [moment for moment in (pending, sending and sending + stale) if moment is not None]
+    return min(due) if due else None
 
 
 def finish_if_done(session: Session, campaign_id: int) -> bool:
@@ -322,8 +656,9 @@ def finish_if_done(session: Session, campaign_id: int) -> bool:
         .select_from(CampaignRecipient)
         .where(
             CampaignRecipient.campaign_id == campaign_id,
-            CampaignRecipient.state.in_(
-                (RecipientState.PENDING.value, RecipientState.SENDING.value)
+            or_(
+                CampaignRecipient.state == RecipientState.PENDING.value,
+                CampaignRecipient.state == RecipientState.SENDING.value,
             ),
         )
     )

@@ -78,7 +78,7 @@ def build_adapters(settings: Settings) -> dict[str, ChannelAdapter]:
         else SandboxAfricasTalkingAdapter
     )
     return {
-        "twilio": twilio_cls(**kwargs),
+        "twilio": twilio_cls(**kwargs, connections=max(10, settings.campaign_threads)),
         "africastalking": at_cls(
             username=settings.africastalking_username,
             api_key=settings.africastalking_api_key,

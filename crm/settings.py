@@ -106,7 +106,10 @@ class Settings:
     bot_rules_file: Path | None = None  # empty: the rules shipped in bot/menus/auto_replies.yaml
     rep_handling_hours: int = 24  # a rep's reply silences the bot on that contact this long
     simulator_enabled: bool = True  # /simulator; always off in production
-    campaign_threads: int = 8  # sends in flight per campaign job (provider round trips overlap)
+    campaign_threads: int = 32  # sends in flight per campaign job (provider round trips overlap)
+    # A campaign send claimed this long ago and not recorded belongs to a dead worker: it is
+    # looked up at the provider, then recorded or sent again (crm/campaign_send.py).
+    campaign_stale_seconds: int = 300
     # Messages per second per sender ("sender=rate,..."); unset senders: 1 for a long code,
     # 100 for a short code or messaging service (workers/send_rate.py).
     send_rates: tuple[tuple[str, int], ...] = ()
@@ -186,6 +189,7 @@ class Settings:
             rep_handling_hours=_int(env, "BOT_REP_HANDLING_HOURS", cls.rep_handling_hours),
             simulator_enabled=mode != "production" and _bool(env, "SIMULATOR", True),
             campaign_threads=_int(env, "CAMPAIGN_THREADS", cls.campaign_threads),
+            campaign_stale_seconds=_int(env, "CAMPAIGN_STALE_SECONDS", cls.campaign_stale_seconds),
             send_rates=_rates(env, "SEND_RATES"),
         )
         settings.validate()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from crm import campaign_send, enrichment, handoffs, notifications, outbox, routing
 from crm.messaging import perform_send
@@ -83,45 +83,51 @@ def send_notification_sms(*, outbox_id: int, notification_id: int) -> None:
 
 
 def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last_id: int) -> None:
-    """Send one chunk of a campaign's recipients with several threads (provider round trips
-    overlap) under the senders' shared rate limits; come back when quiet hours or retries
-    leave recipients for later."""
+    """Send one chunk of a campaign's recipients (crm.campaign_send): settle what a dead worker
+    left in doubt, send with several threads (provider round trips overlap) under the senders'
+    shared rate limits, and come back when quiet hours, retries or doubts leave work for later."""
     from workers.send_rate import SendRate, limit_for
 
     rt = runtime()
-    rates = SendRate(rt.redis)
-    configured = dict(rt.settings.send_rates)
-    adapter = rt.adapters["twilio"]
-
-    def acquire(sender: str) -> None:
-        rates.acquire(sender, limit_for(sender, configured))
-
     settings = rt.settings
-    default_sender = settings.twilio_messaging_service_sid or settings.twilio_from_number
-    unknown = campaign_send.start_chunk(rt.sessions, campaign_id, first_id, last_id)
-
-    def run() -> campaign_send.ChunkResult:
-        return campaign_send.send_chunk(
-            rt.sessions,
-            adapter,
-            campaign_id=campaign_id,
-            first_id=first_id,
-            last_id=last_id,
-            acquire=acquire,
-            default_sender=default_sender or "default",
-            status_callback=lambda interaction_id: rt.status_callback_url(
-                adapter.name, interaction_id
-            ),
-        )
-
-    threads = max(1, rt.settings.campaign_threads)
-    with ThreadPoolExecutor(threads, thread_name_prefix=f"campaign-{campaign_id}") as pool:
-        results = [f.result() for f in [pool.submit(run) for _ in range(threads)]]
-    sent = sum(r.sent for r in results)
-    stopped = next((r.stopped for r in results if r.stopped), None)
+    rates = SendRate(rt.redis)
+    configured = dict(settings.send_rates)
+    adapter = rt.adapters["twilio"]
+    stale = timedelta(seconds=settings.campaign_stale_seconds)
+    prepare = getattr(adapter, "prepare", None)
+    if prepare is not None:
+        prepare()
+    settled = campaign_send.settle_stale(
+        rt.sessions,
+        adapter,
+        campaign_id=campaign_id,
+        first_id=first_id,
+        last_id=last_id,
+        stale=stale,
+    )
+    options = campaign_send.SendOptions(
+        acquire=lambda sender, stop: rates.acquire(
+            sender, limit_for(sender, configured), stop=stop
+        ),
+        threads=max(1, settings.campaign_threads),
+        per_second=lambda sender: limit_for(sender, configured),
+        default_sender=settings.twilio_messaging_service_sid
+        or settings.twilio_from_number
+        or "default",
+        status_callback=lambda interaction_id: rt.status_callback_url(adapter.name, interaction_id),
+        stale=stale,
+    )
+    result = campaign_send.send_chunk(
+        rt.sessions,
+        adapter,
+        campaign_id=campaign_id,
+        first_id=first_id,
+        last_id=last_id,
+        options=options,
+    )
     with rt.session() as session:
-        next_due = campaign_send.next_due(session, campaign_id, first_id, last_id)
-        if next_due is not None and stopped is None:
+        next_due = campaign_send.next_due(session, campaign_id, first_id, last_id, stale)
+        if next_due is not None and result.stopped is None:
             outbox.add(
                 session,
                 "campaign_send",
@@ -133,12 +139,16 @@ def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last
         outbox.mark_done(session, outbox_id)
         campaign_send.finish_if_done(session, campaign_id)
     log.info(
-        "campaign %s chunk %s-%s: %d sent, %d unknown, next %s, stopped %s",
+        "campaign %s chunk %s-%s: %d sent, %d failed, %d retried, %d skipped, %d settled, "
+        "next %s, stopped %s",
         campaign_id,
         first_id,
         last_id,
-        sent,
-        unknown,
+        result.sent,
+        result.failed,
+        result.retried,
+        result.skipped,
+        settled,
         next_due,
-        stopped,
+        result.stopped,
     )

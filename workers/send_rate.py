@@ -1,113 +1,126 @@
 """Per-sender send rate for bulk campaigns, shared by every worker process and thread.
 
-Providers cap each sender (a phone number or a messaging service) at N messages a second. Bulk
-campaigns are sent by several RQ worker processes, each with several threads, so the budget must
-live in one place all of them see: the app's Redis. We want the whole budget used, and never
-more than N sends in *any* one-second span, not only in each calendar second: a fixed window lets
-N sends at the end of one second and N more at the start of the next, 2N within a few
-milliseconds.
+Providers cap each sender (a phone number or a messaging service) at N messages a second, and
+they count what *arrives*: Twilio answers 429 past it. Campaigns are sent by several RQ worker
+processes, each with several threads, so the budget must live in one place all of them see: the
+app's Redis.
 
-That is a solved problem, so we use the library Flask-Limiter uses, :pypi:`limits`, with its Redis
-storage and its *moving window* strategy: each grant's timestamp is kept (a Redis list per sender,
-checked and pushed by one Lua script, so it is atomic across processes), and a send is granted
-only when fewer than N grants lie in the last second. The library shares our connection pool, so
-it talks to the same server and database (TCP or the embedded server's unix socket), with the
-same timeouts; its keys sit under ``crm:send-rate``.
+The scheme is a scheduler, not a gate (GCRA with no burst, "virtual scheduling"): one Lua
+script keeps, per sender, the earliest time the next send may start. A caller *reserves* the
+next slot in one round trip and learns how long to wait for it; the slot after it is one
+interval later. So:
 
-What "never exceeded" can mean: the library stamps each grant with the granting process's clock
-(``time.time()``) before its round trip to Redis. Grants are exact against those stamps; processes
-on one host share that clock, while workers on several hosts need synchronised clocks. What the
-provider sees also includes each request's own latency, which no client-side limiter controls, so
-configure a sender's limit with headroom if its provider drops (rather than queues) excess sends.
+- sends are spaced evenly, ``1/N`` apart, and no window of one second holds more than N
+  grants, whatever the number of processes; a window of grants cannot fill in a burst at its
+  start, so a few milliseconds of jitter between grant and arrival (the HTTP client, a thread
+  waiting for the GIL) cannot push N+1 arrivals into one second at the provider either, once
+  the spacing carries a small ``margin`` (default 2%);
+- the clock is Redis's (``TIME`` inside the script): workers on several hosts need no
+  synchronised clocks;
+- nobody polls: a caller sleeps exactly until its slot, so Redis sees one command per send;
+- the key holds the sender only, not the rate, so processes configured differently still share
+  one budget (the stricter spacing wins for the sends it schedules);
+- a caller never reserves more than ``max_ahead`` seconds into the future: waits stay short,
+  and a paused campaign wastes at most that much of the budget.
+
+Why not the ``limits`` library (which we used first): its moving window stamps grants with each
+client's clock before the round trip, grants a whole window's worth at once (so arrivals can
+bunch up to 2N in a second at the provider), and makes a refused caller poll Redis.
 """
 
 from __future__ import annotations
 
-import random
 import re
-import time
+import threading
 
 import redis
-from limits import RateLimitItemPerSecond
-from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from channels.twilio import MESSAGING_SERVICE_SID
 
 KEY_PREFIX = "crm:send-rate"
-
-# A refused caller sleeps until a slot frees, but at most this long at a time (the window can
-# change under it: another sender's grant expires, the limit is reconfigured) ...
-MAX_SLEEP_SECONDS = 0.05
-# ... plus a random few milliseconds, so that the threads waiting on one sender do not all wake at
-# the same instant and race for the one slot that opened.
-JITTER_SECONDS = 0.003
+DEFAULT_MARGIN = 0.02  # spacing 2% wider than 1/N: room for jitter between grant and arrival
+DEFAULT_MAX_AHEAD = 2.0  # seconds a caller may reserve into the future
 
 DEFAULT_LONG_CODE_PER_SECOND = 1
 DEFAULT_SERVICE_PER_SECOND = 100
 
 _SHORT_CODE = re.compile(r"[0-9]{5,6}")
 
-
-def shared_storage(connection: redis.Redis, key_prefix: str = KEY_PREFIX) -> RedisStorage:
-    """A ``limits`` Redis storage on ``connection``'s own pool.
-
-    With a ``connection_pool`` the storage builds its client from that pool alone (documented in
-    ``RedisStorage``); the URI is then used only to choose the redis (not valkey) client. Sharing
-    the pool keeps one set of connection settings: host or unix socket, db number, timeouts.
-    """
-    return RedisStorage(
-        "redis://", connection_pool=connection.connection_pool, key_prefix=key_prefix
-    )
+# KEYS[1] the sender's key; ARGV[1] the spacing and ARGV[2] the furthest reservation, both in
+# microseconds. Returns {1, wait} (reserved: start in `wait` us) or {0, wait} (not reserved:
+# the next free slot is `wait` us away, past the limit). Times are microseconds since the
+# epoch, below 2^53, so exact in Lua's doubles; written with %d, not Lua's 14-digit default.
+_RESERVE = """
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local interval = tonumber(ARGV[1])
+local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(now, next_free)
+local wait = start - now
+if wait > tonumber(ARGV[2]) then
+  return {0, wait}
+end
+local after = start + interval
+local ttl_ms = math.floor((after - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%d', after), 'PX', ttl_ms)
+return {1, wait}
+"""
 
 
 class SendRate:
-    """Blocks senders' threads so each sender stays within its messages-per-second limit."""
+    """Spaces each sender's sends to stay within its messages-per-second limit."""
 
     def __init__(
         self,
         connection: redis.Redis,
         *,
         key_prefix: str = KEY_PREFIX,
-        max_sleep: float = MAX_SLEEP_SECONDS,
-        jitter: float = JITTER_SECONDS,
+        margin: float = DEFAULT_MARGIN,
+        max_ahead: float = DEFAULT_MAX_AHEAD,
     ) -> None:
-        self._limiter = MovingWindowRateLimiter(shared_storage(connection, key_prefix))
-        self._max_sleep = max_sleep
-        self._jitter = jitter
+        self._script = connection.register_script(_RESERVE)
+        self._prefix = key_prefix
+        self._margin = margin
+        self._max_ahead = max_ahead
 
-    def try_acquire(self, sender: str, per_second: int) -> bool:
-        """Take one send for ``sender`` now if the last second holds fewer than ``per_second``."""
-        return self._limiter.hit(_item(per_second), sender)
+    def reserve(self, sender: str, per_second: int) -> tuple[bool, float]:
+        """Reserve ``sender``'s next slot: (True, seconds until it starts), or (False, seconds
+        until a slot is within reach) when the next free one is past ``max_ahead``."""
+        interval_us = int(1_000_000 * (1.0 + self._margin) / _checked(per_second))
+        reserved, wait_us = self._script(
+            keys=[f"{self._prefix}:{sender}"], args=[interval_us, int(self._max_ahead * 1_000_000)]
+        )
+        return bool(reserved), int(wait_us) / 1_000_000
 
-    def acquire(self, sender: str, per_second: int, *, timeout: float | None = None) -> bool:
-        """Wait for one send for ``sender`` under ``per_second``; False if ``timeout`` passes.
+    def acquire(
+        self,
+        sender: str,
+        per_second: int,
+        *,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> bool:
+        """Wait for one slot of ``sender``'s; False when ``timeout`` seconds pass first or
+        ``stop`` is set (a slot already reserved then goes unused: the limit is never
+        exceeded, at worst a little of it is left unused)."""
+        stop = stop or threading.Event()
+        left = float("inf") if timeout is None else timeout
+        while True:
+            reserved, wait = self.reserve(sender, per_second)
+            if reserved and wait <= left:
+                return not (wait > 0 and stop.wait(wait))
+            # Not reserved: sleep until the next free slot is half the reach away, then reserve.
+            pause = max(wait - self._max_ahead / 2, 0.0) if not reserved else wait
+            if pause >= left or stop.wait(pause):
+                return False
+            left -= pause
 
-        ``timeout`` is in seconds; ``None`` waits as long as it takes. A refused caller sleeps
-        until the oldest grant in the window expires (see :meth:`_pause`), then tries again.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.try_acquire(sender, per_second):
-            pause = self._pause(sender, per_second)
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                pause = min(pause, left)
-            time.sleep(pause)
-        return True
 
-    def _pause(self, sender: str, per_second: int) -> float:
-        """Seconds to sleep before the next try: until the window frees a slot, plus jitter."""
-        stats = self._limiter.get_window_stats(_item(per_second), sender)
-        until_free = 0.0 if stats.remaining > 0 else stats.reset_time - time.time()
-        return min(max(until_free, 0.0) + random.uniform(0.0, self._jitter), self._max_sleep)
-
-
-def _item(per_second: int) -> RateLimitItemPerSecond:
+def _checked(per_second: int) -> int:
     if per_second < 1:
         raise ValueError(f"a send rate must be at least 1 a second, not {per_second}")
-    return RateLimitItemPerSecond(per_second)
+    return per_second
 
 
 def is_high_throughput(sender: str) -> bool:

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+import redis
 from rq import SimpleWorker
 
 from crm import outbox
@@ -62,6 +63,19 @@ def _start(name: str, step: Callable[[], object], stop: threading.Event, pause: 
     ).start()
 
 
+def _blocking_connection(connection: redis.Redis) -> redis.Redis:
+    """The same server on a pool of its own without our short read timeout: the worker's
+    BLPOP waits minutes for a job, and a connection the relay opened with a 2 s timeout would
+    time out under it (RQ raises the timeout of new connections only)."""
+    pool = connection.connection_pool
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class,
+            **{**pool.connection_kwargs, "socket_timeout": None},
+        )
+    )
+
+
 def run_worker(
     runtime: Runtime,
     *,
@@ -82,7 +96,7 @@ def run_worker(
             stop.wait(sweep_interval)
 
         _start("sweeper", sweep_then_wait, stop, pause=sweep_interval)
-    worker = SimpleWorker(queues or outbox.QUEUES, connection=runtime.redis)
+    worker = SimpleWorker(queues or outbox.QUEUES, connection=_blocking_connection(runtime.redis))
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     finally:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm.campaign_launch import launch
+from crm.campaign_send import claim_batch
 from crm.campaigns import CampaignError, create_campaign
 from crm.consent import set_consent
 from crm.models import (
@@ -19,6 +20,7 @@ from crm.models import (
     ConsentStatus,
     Contact,
     Identity,
+    Interaction,
     Role,
     ScoreEvent,
     Segment,
@@ -97,8 +99,6 @@ def test_every_recipient_gets_exactly_one_message_and_the_campaign_finishes(
     assert rows[0].body.startswith("Hi Customer, 20% off")
     assert {r["MessagingServiceSid"][0] for r in fake_twilio.requests} == {SERVICE}
     with runtime.session() as session:
-        from crm.models import Interaction
-
         statuses = set(
             session.scalars(
                 select(Interaction.delivery_status).where(
@@ -207,22 +207,43 @@ def test_provider_errors_are_retried_or_recorded_with_their_action(
     )  # one refused, one accepted
 
 
-def test_a_row_left_mid_send_by_a_killed_worker_is_not_sent_again(
+def test_sends_left_in_doubt_are_looked_up_at_the_provider_then_recorded_or_resent(
     runtime: Runtime, fake_twilio: FakeTwilio
 ):
-    campaign_id = make_campaign(runtime, count=3)
+    """A worker died with rows claimed: one had reached the provider, one had not. The next
+    job asks the provider: the first is recorded with the provider's id (not sent again), the
+    second goes out once. A row claimed just now (a live job beside this one) is left alone."""
+    campaign_id = make_campaign(runtime, count=4)
     do_launch(runtime, campaign_id)
-    rows = recipients(runtime, campaign_id)
-    with runtime.session() as session:  # as if a worker died after the provider call
-        stuck = session.get_one(CampaignRecipient, rows[0].id)
-        stuck.state, stuck.claimed_at = "sending", utcnow() - timedelta(minutes=10)
-        recent = session.get_one(CampaignRecipient, rows[1].id)  # a live send beside this job
-        recent.state, recent.claimed_at = "sending", utcnow()
+    with runtime.session() as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        first_id, last_id = session.execute(
+            select(func.min(CampaignRecipient.id), func.max(CampaignRecipient.id))
+        ).one()
+        dead, _taken = claim_batch(session, campaign, first_id, last_id, utcnow(), 2)
+    reached = runtime.adapters["twilio"].send(dead[0].message(None))  # the provider has it
+    with runtime.session() as session:
+        for claimed in dead:
+            session.get_one(CampaignRecipient, claimed.id).claimed_at = utcnow() - timedelta(
+                minutes=10
+            )
+        campaign = session.get_one(Campaign, campaign_id)
+        [live], _taken = claim_batch(session, campaign, first_id, last_id, utcnow(), 1)
+    fake_twilio.requests.clear()
+
     run_jobs(runtime)
-    after = recipients(runtime, campaign_id)
-    assert after[0].state == "failed" and after[0].error_code == "unknown"
-    assert after[1].state == "sending"  # not settled: its own job records it
-    assert accepted(fake_twilio) == [rows[2].phone]
+
+    rows = {r.id: r for r in recipients(runtime, campaign_id)}
+    assert rows[dead[0].id].state == "sent"
+    assert rows[dead[0].id].provider_message_id == reached.provider_message_id
+    assert rows[dead[1].id].state == "sent" and rows[dead[1].id].attempts == 1
+    assert rows[live.id].state == "sending"  # not stale: its own job records it
+    assert sorted(accepted(fake_twilio)) == sorted(
+        r.phone for r in rows.values() if r.id not in (dead[0].id, live.id)
+    )
+    with runtime.session() as session:
+        interaction = session.get_one(Interaction, dead[0].interaction_id)
+        assert interaction.provider_message_id == reached.provider_message_id
 
 
 def test_the_cli_launches_and_follows_a_campaign_to_the_end(
