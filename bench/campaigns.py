@@ -13,7 +13,7 @@ twilio SDK to a local Twilio-speaking server with a provider's latency and rate 
    preloaded as in production), with ``SEND_RATES=<service>=<rate>`` and
    ``CAMPAIGN_THREADS=--threads``; the launch waits until all of them are listening.
 5. launch timed: ``crm.campaign_launch.launch`` (audience, rendering, recipients, one outbox job
-   per 500), its commit, and the announce to the relay; then until the first request reaches
+   per 2,000), its commit, and the announce to the relay; then until the first request reaches
    the provider. Progress is printed every 10 s until the campaign is ``done``.
 6. from the provider's log: the achieved rate over the steady part (the first and last 5% of
    the sending time left out) against the configured rate (target >= 0.95), the worst sliding

@@ -62,6 +62,7 @@ STALE_SENDING = timedelta(minutes=5)
 JOB_SECONDS = 60  # a job sends this long, then hands the rest to its next run (queues stay fair)
 BACKOFF = (5, 30, 120, 600, 1800)  # seconds, per attempt
 RECORD_EVERY = 0.2  # seconds: answers are written back in batches at least this often
+ANSWER_WAIT = 0.05  # seconds the sending loop waits for an answer before looking again
 ACTIONS = {
     "21610": "opted out of the channel (replied STOP)",
     "21211": "invalid number: check the contact's phone",
@@ -402,10 +403,13 @@ def record(session: Session, outcomes: list[Outcome], result: ChunkResult) -> No
 class SendOptions:
     """How a chunk is sent; the job builds it from the settings."""
 
-    acquire: Callable[[str, threading.Event], bool]  # wait for the sender's slot; False: stop
+    acquire: Callable[[str, threading.Event], bool]  # wait for a budget's slot; False: stop
     threads: int = 8
-    per_second: Callable[[str], int] = lambda _sender: 1  # the sender's limit, for the batch size
-    default_sender: str = "default"
+    per_second: Callable[[str], int] = lambda _budget: 1  # a budget's limit, for the batch size
+    # The budget a (channel, sender) draws on (workers.send_rate.rate_key).
+    budget: Callable[[str, str], str] = lambda _channel, sender: sender
+    # The sender of a campaign without one of its own, per channel.
+    default_senders: dict[str, str] = field(default_factory=dict)
     status_callback: Callable[[int], str | None] = lambda _id: None
     seconds: float = JOB_SECONDS
     stale: timedelta = STALE_SENDING
@@ -415,11 +419,11 @@ def _send_one(
     adapter: ChannelAdapter,
     claimed: Claimed,
     options: SendOptions,
-    sender: str,
+    budget: str,
     stop: threading.Event,
     fence: float,
 ) -> Outcome:
-    if stop.is_set() or not options.acquire(sender, stop):
+    if stop.is_set() or not options.acquire(budget, stop):
         return Outcome(claimed, released=True)
     if time.monotonic() - claimed.claimed > fence:
         # Too old to send: a job beside this one may already be looking it up at the provider.
@@ -460,23 +464,30 @@ def send_chunk(
     result = ChunkResult()
     with session_scope(sessions) as session:
         campaign, result.stopped = _campaign_state(session, campaign_id)
-        sender = (campaign.sender if campaign else None) or options.default_sender
-    if result.stopped:
-        return result
+        if campaign is None or result.stopped:
+            return result
+        channel = campaign.channel
+        sender = campaign.sender or options.default_senders.get(channel) or "default"
+    budget = options.budget(channel, sender)
     # Rows claimed but not answered: enough to keep every thread busy, and no more than about
     # two seconds of the sender's budget (claims wait for their slots while they are held).
-    ahead = max(1, min(2 * options.threads, 2 * options.per_second(sender)))
+    # More are claimed once fewer than `refill` are left, so threads never wait for work while
+    # answers are being recorded.
+    ahead = max(1, min(2 * options.threads, 2 * options.per_second(budget)))
+    refill = max(1, min(options.threads + options.threads // 2, ahead - 1))
     fence = options.stale.total_seconds() / 2
     deadline = time.monotonic() + options.seconds
     stop = threading.Event()
     answers: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    in_flight = 0
+    unanswered = 0
+    unrecorded: list[Outcome] = []
+    recorded_at = time.monotonic()
     exhausted = False
     with ThreadPoolExecutor(options.threads, thread_name_prefix=f"campaign-{campaign_id}") as pool:
         while True:
             if time.monotonic() >= deadline:
                 stop.set()
-            if not (exhausted or stop.is_set()) and in_flight <= ahead // 2:
+            if not (exhausted or stop.is_set()) and unanswered < refill:
                 with session_scope(sessions) as session:
                     campaign, result.stopped = _campaign_state(session, campaign_id)
                     batch, taken = (
@@ -486,7 +497,7 @@ def send_chunk(
                             first_id,
                             last_id,
                             utcnow(),
-                            ahead - in_flight,
+                            ahead - unanswered,
                             result,
                         )
                         if campaign is not None and not result.stopped
@@ -498,36 +509,37 @@ def send_chunk(
                 for claimed in batch:
                     pool.submit(
                         lambda c=claimed: answers.put(
-                            _send_one(adapter, c, options, sender, stop, fence)
+                            _send_one(adapter, c, options, budget, stop, fence)
                         )
                     )
-                in_flight += len(batch)
-            if in_flight == 0 and (exhausted or stop.is_set()):
-                break
-            outcomes = _gather(
-                answers, in_flight, wait=in_flight > ahead // 2 or exhausted or stop.is_set()
-            )
-            if outcomes:
+                unanswered += len(batch)
+            done = unanswered == 0 and (exhausted or stop.is_set())
+            if not done:
+                # Wait for answers while there is nothing to claim; else only take what came.
+                idle = unanswered >= refill or exhausted or stop.is_set()
+                got = _gather(answers, unanswered, wait=ANSWER_WAIT if idle else 0.0)
+                unanswered -= len(got)
+                unrecorded.extend(got)
+            if unrecorded and (done or time.monotonic() - recorded_at >= RECORD_EVERY):
                 with session_scope(sessions) as session:
-                    record(session, outcomes, result)
-                in_flight -= len(outcomes)
+                    record(session, unrecorded, result)
+                unrecorded = []
+                recorded_at = time.monotonic()
+            if done:
+                break
     return result
 
 
-def _gather(answers: queue.SimpleQueue[Outcome], in_flight: int, *, wait: bool) -> list[Outcome]:
-    """The answers in so far: waits up to ``RECORD_EVERY`` for the first when ``wait``, then
-    takes what else has come within that time."""
+def _gather(answers: queue.SimpleQueue[Outcome], most: int, *, wait: float) -> list[Outcome]:
+    """The answers that have come (at most ``most``), waiting up to ``wait`` s for the first."""
     outcomes: list[Outcome] = []
-    until = time.monotonic() + RECORD_EVERY
-    while len(outcomes) < in_flight:
-        left = until - time.monotonic()
-        try:
-            if left > 0 and (wait or outcomes):
-                outcomes.append(answers.get(timeout=left))
-            else:
-                outcomes.append(answers.get_nowait())
-        except queue.Empty:
-            break
+    try:
+        if most and wait:
+            outcomes.append(answers.get(timeout=wait))
+        while len(outcomes) < most:
+            outcomes.append(answers.get_nowait())
+    except queue.Empty:
+        pass
     return outcomes
 
 

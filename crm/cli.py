@@ -322,7 +322,7 @@ def _follow(runtime: Runtime, campaign_id: int, total: int, interval: float) -> 
             bar.set_postfix(
                 sent=counts["sent"], failed=counts["failed"], delivered=counts["delivered"]
             )
-            if status != "running":
+            if status not in ("launching", "running"):
                 break
             time.sleep(interval)  # polling a figure for a person, not synchronizing
     click.echo(f"Campaign {campaign_id} is {status}.")

@@ -52,6 +52,7 @@ JOBS: dict[str, JobSpec] = {
         "workers.jobs.route_lead", "default", timeout=60, retry=Retry(max=3, interval=[5, 30, 120])
     ),
     "handoff_sla": JobSpec("workers.jobs.check_handoff_sla", "default", timeout=60),
+    "campaign_launch": JobSpec("workers.jobs.launch_campaign", "campaigns", timeout=1800),
     # A chunk job sends for at most a minute (crm.campaign_send.JOB_SECONDS); past this limit
     # RQ counts a job whose worker died as abandoned, and the sweeper runs the chunk again.
     "campaign_send": JobSpec("workers.jobs.send_campaign_chunk", "campaigns", timeout=180),

@@ -219,6 +219,15 @@ def run_jobs(rt: Runtime) -> None:
             break
 
 
+def finish_launch(rt: Runtime, campaign_id: int) -> None:
+    """Do what the ``campaign_launch`` job does for a launch the API queued (materialize the
+    recipients and their send jobs), without running the send jobs too."""
+    from crm.campaign_launch import launch_requested
+
+    with rt.session() as session:
+        launch_requested(session, campaign_id)
+
+
 def make_token(rt: Runtime, role: Role = Role.REP, email: str | None = None) -> str:
     with rt.session() as session:
         user = create_user(

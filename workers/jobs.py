@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import timedelta
 
-from crm import campaign_send, enrichment, handoffs, notifications, outbox, routing
+from crm import campaign_launch, campaign_send, enrichment, handoffs, notifications, outbox, routing
 from crm.messaging import perform_send
 from crm.models import Interaction
 from workers.context import runtime
@@ -82,11 +83,26 @@ def send_notification_sms(*, outbox_id: int, notification_id: int) -> None:
     log.info("notification %s SMS: %s", notification_id, status)
 
 
+def launch_campaign(*, outbox_id: int, campaign_id: int) -> None:
+    """Materialize a campaign whose launch was requested: its recipients and send jobs."""
+    rt = runtime()
+    with rt.session() as session:
+        launched = campaign_launch.launch_requested(session, campaign_id)
+        outbox.mark_done(session, outbox_id)
+    if launched is not None:
+        log.info(
+            "campaign %s launched: %d recipients in %d jobs",
+            campaign_id,
+            launched.recipients,
+            launched.jobs,
+        )
+
+
 def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last_id: int) -> None:
     """Send one chunk of a campaign's recipients (crm.campaign_send): settle what a dead worker
     left in doubt, send with several threads (provider round trips overlap) under the senders'
     shared rate limits, and come back when quiet hours, retries or doubts leave work for later."""
-    from workers.send_rate import SendRate, limit_for
+    from workers.send_rate import SendRate, limit_for, rate_key
 
     rt = runtime()
     settings = rt.settings
@@ -111,20 +127,29 @@ def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last
         ),
         threads=max(1, settings.campaign_threads),
         per_second=lambda sender: limit_for(sender, configured),
-        default_sender=settings.twilio_messaging_service_sid
-        or settings.twilio_from_number
-        or "default",
+        budget=rate_key,
+        default_senders={
+            "sms": settings.twilio_messaging_service_sid or settings.twilio_from_number,
+            "whatsapp": settings.twilio_messaging_service_sid or settings.twilio_whatsapp_from,
+        },
         status_callback=lambda interaction_id: rt.status_callback_url(adapter.name, interaction_id),
         stale=stale,
     )
-    result = campaign_send.send_chunk(
-        rt.sessions,
-        adapter,
-        campaign_id=campaign_id,
-        first_id=first_id,
-        last_id=last_id,
-        options=options,
-    )
+    # A thread waking for its send slot waits for the GIL: at most 1 ms a holder, not Python's
+    # default 5, so sends leave on time (a late one gives up its slot).
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    try:
+        result = campaign_send.send_chunk(
+            rt.sessions,
+            adapter,
+            campaign_id=campaign_id,
+            first_id=first_id,
+            last_id=last_id,
+            options=options,
+        )
+    finally:
+        sys.setswitchinterval(switch)
     with rt.session() as session:
         next_due = campaign_send.next_due(session, campaign_id, first_id, last_id, stale)
         if next_due is not None and result.stopped is None:
@@ -140,7 +165,7 @@ def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last
         campaign_send.finish_if_done(session, campaign_id)
     log.info(
         "campaign %s chunk %s-%s: %d sent, %d failed, %d retried, %d skipped, %d settled, "
-        "next %s, stopped %s",
+        "%d slots given up late, next %s, stopped %s",
         campaign_id,
         first_id,
         last_id,
@@ -149,6 +174,7 @@ def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last
         result.retried,
         result.skipped,
         settled,
+        rates.late,
         next_due,
         result.stopped,
     )

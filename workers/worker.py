@@ -15,7 +15,7 @@ from collections.abc import Callable
 import redis
 from rq import SimpleWorker
 
-from crm import outbox
+from crm import log_redaction, outbox
 from crm.conversations import wake_snoozed
 from crm.runtime import Runtime
 from crm.ussd import close_stale_sessions
@@ -84,6 +84,13 @@ def run_worker(
     sweep_interval: float = 10.0,
 ) -> bool:
     use(runtime)
+    if not burst:  # our jobs' own lines beside RQ's, with secrets redacted as in the web app
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        log_redaction.install()
+        # The SDK logs every request at INFO (its URL and headers): one line per campaign send.
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     stop = threading.Event()
     if burst:
         relay_once(runtime)

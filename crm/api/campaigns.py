@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from crm.api import api
 from crm.api.auth import api_view, json_body
-from crm.campaign_launch import cancel, launch, pause, progress, resume
+from crm.campaign_launch import cancel, pause, progress, request_launch, resume
 from crm.campaign_results import results
 from crm.campaigns import CampaignError, apply_fields, create_campaign, preview_campaign
 from crm.models import Campaign, CampaignStatus, Role, Segment
@@ -189,9 +189,10 @@ def preview(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-d
 @api.post("/campaigns/<id:campaign_id>/launch")
 @api_view(MARKETING)
 def launch_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    """Materialize the recipients and start sending (at send_at, outside quiet hours)."""
+    """Queue the launch: a worker materializes the recipients and starts sending (at send_at,
+    outside quiet hours)."""
     campaign = _campaign(session, campaign_id)
-    launch(session, campaign)
+    request_launch(session, campaign)
     session.flush()
     return campaign_json(campaign, progress(session, campaign)), 202
 

@@ -31,6 +31,7 @@ from crm.models.base import Base, BigID, JSONType, UTCDateTime, utcnow
 class CampaignStatus(enum.StrEnum):
     DRAFT = "draft"
     SCHEDULED = "scheduled"
+    LAUNCHING = "launching"  # launch requested: a worker is writing the recipients
     RUNNING = "running"
     PAUSED = "paused"
     CANCELLED = "cancelled"

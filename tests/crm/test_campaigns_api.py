@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import delete
 
-from crm.models import Role
+from crm.models import Role, Segment
 from crm.runtime import Runtime
-from tests.conftest import Webhooks, signed_in
+from tests.conftest import Webhooks, finish_launch, run_jobs, signed_in
 
 
 @pytest.fixture
@@ -108,8 +109,6 @@ def test_bad_segments_are_refused_and_reps_cannot_compose(
 def test_launch_pause_resume_cancel_with_live_progress(
     client: FlaskClient, runtime: Runtime, marketer: dict[str, str], customers: None
 ):
-    from tests.conftest import run_jobs
-
     segment = client.post(
         "/api/v1/segments", json={"name": "All", "filters": {}}, headers=marketer
     ).get_json()
@@ -129,7 +128,9 @@ def test_launch_pause_resume_cancel_with_live_progress(
     url = f"/api/v1/campaigns/{campaign['id']}"
     launched = client.post(f"{url}/launch", headers=marketer)
     assert launched.status_code == 202, launched.get_json()
-    body = launched.get_json()
+    assert launched.get_json()["status"] == "launching"  # a worker writes the recipients
+    finish_launch(runtime, campaign["id"])
+    body = client.get(url, headers=marketer).get_json()
     assert body["status"] == "running" and body["summary"]["recipients"] == 3
     assert body["progress"]["pending"] == 3
     assert client.post(f"{url}/launch", headers=marketer).status_code == 422  # once
@@ -148,7 +149,7 @@ def test_launch_pause_resume_cancel_with_live_progress(
 
 
 def test_a_launch_with_nobody_to_send_to_is_done_at_once(
-    client: FlaskClient, marketer: dict[str, str], customers: None
+    client: FlaskClient, runtime: Runtime, marketer: dict[str, str], customers: None
 ):
     segment = client.post(
         "/api/v1/segments",
@@ -160,5 +161,37 @@ def test_a_launch_with_nobody_to_send_to_is_done_at_once(
         json={"name": "Empty", "channel": "sms", "segment_id": segment["id"], "body": "Hi"},
         headers=marketer,
     ).get_json()
-    launched = client.post(f"/api/v1/campaigns/{campaign['id']}/launch", headers=marketer)
-    assert launched.get_json()["status"] == "done" and launched.get_json()["finished_at"]
+    url = f"/api/v1/campaigns/{campaign['id']}"
+    assert client.post(f"{url}/launch", headers=marketer).status_code == 202
+    run_jobs(runtime)
+    launched = client.get(url, headers=marketer).get_json()
+    assert launched["status"] == "done" and launched["finished_at"]
+
+
+def test_a_launch_cancelled_or_left_without_its_segment_before_the_worker_writes_nothing(
+    client: FlaskClient, runtime: Runtime, marketer: dict[str, str], customers: None
+):
+    segment = client.post(
+        "/api/v1/segments", json={"name": "All", "filters": {}}, headers=marketer
+    ).get_json()
+
+    def requested(name: str) -> str:
+        campaign = client.post(
+            "/api/v1/campaigns",
+            json={"name": name, "channel": "sms", "segment_id": segment["id"], "body": "Hi"},
+            headers=marketer,
+        ).get_json()
+        url = f"/api/v1/campaigns/{campaign['id']}"
+        assert client.post(f"{url}/launch", headers=marketer).get_json()["status"] == "launching"
+        return url
+
+    cancelled, orphaned = requested("Cancelled"), requested("Orphaned")
+    assert client.post(f"{cancelled}/cancel", headers=marketer).get_json()["status"] == "cancelled"
+    with runtime.session() as session:  # the segment goes while the launch waits for a worker
+        session.execute(delete(Segment))
+    run_jobs(runtime)
+
+    gone = client.get(cancelled, headers=marketer).get_json()
+    assert (gone["status"], gone["progress"]["total"]) == ("cancelled", 0)
+    back = client.get(orphaned, headers=marketer).get_json()
+    assert (back["status"], back["launched_at"], back["progress"]) == ("draft", None, None)

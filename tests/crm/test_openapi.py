@@ -21,7 +21,7 @@ from werkzeug.test import TestResponse
 from crm.api.openapi import SPEC_FILE, spec
 from crm.models import Campaign, CampaignRecipient, Handoff, Identity, Interaction, Role
 from crm.runtime import Runtime
-from tests.conftest import Webhooks, make_token, run_jobs
+from tests.conftest import Webhooks, finish_launch, make_token, run_jobs
 
 SPEC = spec()
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -673,10 +673,17 @@ def test_launch_pause_resume_and_cancel_match_the_documented_schemas(
     refused("pause", campaign_id)  # not running
     refused("resume", campaign_id)  # not paused
 
-    # Launched: running, its summary fixed, one recipient pending; launched once only.
-    launched = act("launch", campaign_id, 202)
+    # Launch requested: launching, nothing written yet; then the worker's job makes it running,
+    # its summary fixed, one recipient pending; launched once only.
+    requested = act("launch", campaign_id, 202)
+    assert (requested["status"], requested["summary"]) == ("launching", {})
+    assert requested["launched_at"] is not None and requested["progress"]["total"] == 0
+    refused("launch", campaign_id)
+    refused("pause", campaign_id)  # launching, not running yet
+    finish_launch(runtime, campaign_id)
+    launched = show(campaign_id)
     assert (launched["status"], launched["finished_at"]) == ("running", None)
-    assert launched["launched_at"] is not None
+    assert launched["launched_at"] == requested["launched_at"]
     summary = launched["summary"]
     assert (summary["recipients"], summary["excluded"], summary["segments_total"]) == (1, {}, 1)
     assert launched["progress"] == {
@@ -724,9 +731,10 @@ def test_launch_pause_resume_and_cancel_match_the_documented_schemas(
     assert [c["progress"] for c in listed["data"]] == [None]
 
     # Cancelled while running: the pending recipient skipped; no more than once.
-    running = act(
-        "launch", compose("Later", **{**now, "send_at": "2030-12-01T09:00:00+00:00"})["id"], 202
-    )
+    later = compose("Later", **{**now, "send_at": "2030-12-01T09:00:00+00:00"})["id"]
+    assert act("launch", later, 202)["status"] == "launching"
+    finish_launch(runtime, later)
+    running = show(later)
     assert running["progress"]["pending"] == 1
     cancelled = act("cancel", running["id"])
     assert (cancelled["status"], cancelled["progress"]["skipped"]) == ("cancelled", 1)

@@ -271,6 +271,11 @@ def test_replies_opt_outs_handoffs_and_revenue_are_attributed_to_the_campaign(
     from crm.deals import move_stage, open_deal
 
     campaign_id = make_campaign(runtime, count=4)
+    with runtime.session() as session:  # an A/B split: results per variant too
+        session.get_one(Campaign, campaign_id).variants = [
+            {"name": "A", "body": "Hi {{ first_name }}, 20% off lamps", "weight": 50},
+            {"name": "B", "body": "{{ first_name }}: lamps 20% off", "weight": 50},
+        ]
     do_launch(runtime, campaign_id)
     run_jobs(runtime)
     buyer, quitter = PHONES[0], PHONES[1]
@@ -300,6 +305,15 @@ def test_replies_opt_outs_handoffs_and_revenue_are_attributed_to_the_campaign(
     assert figures["reply_rate"] == 0.5 and figures["opt_out_rate"] == 0.25
     assert figures["handoffs"] == 1
     assert figures["revenue"]["first_touch"] == {"GHS": {"deals": 1, "revenue": "90.00"}}
+    rows = recipients(runtime, campaign_id)
+    by_name = {v["name"]: v for v in figures["variants"]}
+    assert set(by_name) == {"A", "B"}
+    for name, shown in by_name.items():
+        mine = [r for r in rows if r.variant == name]
+        assert shown["sent"] == len(mine)
+        assert shown["replied"] == sum(1 for r in mine if r.replied_at is not None)
+        assert shown["opted_out"] == sum(1 for r in mine if r.phone == quitter)
+        assert shown["handoffs"] == sum(1 for r in mine if r.phone == buyer)
 
 
 def test_a_whatsapp_template_campaign_sends_the_template_to_opted_in_contacts(

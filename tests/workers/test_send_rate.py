@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 
-from workers.send_rate import KEY_PREFIX, SendRate, limit_for
+from workers.send_rate import KEY_PREFIX, SendRate, limit_for, rate_key
 
 if TYPE_CHECKING:  # spawned processes import this module: keep it light
     from crm.runtime import Runtime
@@ -193,10 +193,18 @@ def test_rate_below_one_is_refused(runtime: Runtime) -> None:
         ("1234", {}, 1),  # too short for a short code: unknown, so the safe default
         ("MG" + "0" * 31, {}, 1),  # one hex digit short of a SID
         ("MG" + "g" * 32, {}, 1),  # not hex
+        ("whatsapp:+14155238886", {}, 10),  # Twilio's default for a WhatsApp sender
+        ("whatsapp:+14155238886", {"whatsapp:+14155238886": 50}, 50),
+        ("whatsapp:+14155238886", {"+14155238886": 1}, 10),  # the number's SMS budget apart
     ],
 )
 def test_limit_for(sender: str, configured: dict[str, int], expected: int) -> None:
     assert limit_for(sender, configured) == expected
+
+
+def test_whatsapp_sends_draw_on_a_budget_of_their_own() -> None:
+    assert rate_key("whatsapp", "+14155238886") == "whatsapp:+14155238886"
+    assert rate_key("sms", "+14155238886") == "+14155238886"
 
 
 def test_limit_for_takes_other_defaults() -> None:
