@@ -22,7 +22,9 @@ class SendError(Exception):
 
     ``retryable`` is true for rate limits, timeouts and server errors; false for permanent
     errors such as an invalid number or an opted-out recipient. ``opted_out`` is true when the
-    provider refused because the recipient opted out or blacklisted the sender.
+    provider refused because the recipient opted out or blacklisted the sender. ``in_doubt``
+    is true when the request may have reached the provider but its answer was lost (a read
+    timeout, a connection dropped mid-answer): sending it again could send it twice.
     """
 
     def __init__(
@@ -32,11 +34,13 @@ class SendError(Exception):
         code: str | None = None,
         retryable: bool = False,
         opted_out: bool = False,
+        in_doubt: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.retryable = retryable
         self.opted_out = opted_out
+        self.in_doubt = in_doubt
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,12 @@ class OutboundMessage:
     # body: the only thing WhatsApp delivers outside the 24-hour window.
     content_sid: str | None = None
     content_variables: dict[str, str] | None = None
+    # time.monotonic() after which it must not leave: a send paced to a rate slot is dropped
+    # (SendError code "late", never sent) rather than leave late and crowd the next slots.
+    deadline: float | None = None
+
+
+LATE = "late"
 
 
 @dataclass(frozen=True)

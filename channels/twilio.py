@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -19,8 +22,10 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from channels.base import (
+    LATE,
     InboundEvent,
     Media,
     OutboundMessage,
@@ -186,7 +191,7 @@ class TwilioAdapter:
             # opens (and for https, handshakes) a new connection for every message.
             if http.session is not None:
                 for scheme in ("https://", "http://"):
-                    http.session.mount(scheme, HTTPAdapter(pool_maxsize=self._connections))
+                    http.session.mount(scheme, _DeadlineHTTPAdapter(pool_maxsize=self._connections))
             client = Client(self._account_sid, self._auth_token, http_client=http)
             if self._api_base_url:
                 client.api.base_url = self._api_base_url
@@ -263,8 +268,11 @@ class TwilioAdapter:
             kwargs.pop("body")
             kwargs["content_sid"] = message.content_sid
             kwargs["content_variables"] = json.dumps(message.content_variables or {})
+        _deadline.value = message.deadline
         try:
             created = self._rest_client().messages.create(**kwargs)  # type: ignore[arg-type]
+        except _TooLate as exc:
+            raise SendError("too late for its send slot", code=LATE, retryable=True) from exc
         except TwilioRestException as exc:
             code = str(exc.code) if exc.code is not None else None
             retryable = exc.status == 429 or exc.status >= 500 or code in RETRYABLE_CODES
@@ -276,8 +284,12 @@ class TwilioAdapter:
             ) from exc
         except requests.RequestException as exc:
             raise SendError(
-                f"Twilio unreachable: {exc.__class__.__name__}", retryable=True
+                f"Twilio unreachable: {exc.__class__.__name__}",
+                retryable=True,
+                in_doubt=not _never_sent(exc),
             ) from exc
+        finally:
+            _deadline.value = None
         return SendResult(
             provider=self.name,
             provider_message_id=created.sid or "",
@@ -305,6 +317,34 @@ class SandboxTwilioAdapter(TwilioAdapter):
 
     def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
         return None  # nothing left the machine: a send in doubt is simply made again
+
+
+class _TooLate(requests.RequestException):
+    """Raised before a request's first byte leaves, when its deadline has passed."""
+
+
+_deadline = threading.local()
+
+
+class _DeadlineHTTPAdapter(HTTPAdapter):
+    """requests' adapter with one last check of the sending thread's deadline, right before
+    the request goes on the wire: the SDK's work in between (building the request, waiting for
+    the GIL) no longer moves the moment it reaches Twilio."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_deadline, "value", None)
+        if deadline is not None and time.monotonic() > deadline:
+            raise _TooLate("past its send deadline", request=request)
+        return super().send(request, *args, **kwargs)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the request surely never reached Twilio: no connection could be made. A read
+    timeout or a connection dropped after the request went out leaves the message in doubt."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
 def _parse_media(form: dict[str, str]) -> tuple[Media, ...]:

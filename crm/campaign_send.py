@@ -29,14 +29,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from channels.base import ChannelAdapter, OutboundMessage, SendError, SendResult, SentLookup
+from channels.base import LATE, ChannelAdapter, OutboundMessage, SendError, SendResult, SentLookup
 from channels.twilio import STATUS_RANK
 from crm.consent import set_consent
 from crm.db import session_scope, skip_locked
@@ -115,6 +115,7 @@ class ChunkResult:
     retried: int = 0
     skipped: int = 0
     recovered: int = 0  # left in doubt by a dead worker, then found at the provider or resent
+    late: int = 0  # sends dropped at the last moment for leaving too long after their slot
     stopped: str | None = None  # paused or cancelled
 
 
@@ -152,6 +153,7 @@ class Outcome:
     sent: SendResult | None = None
     error: SendError | None = None
     released: bool = False  # never sent (paused, cancelled, or its claim grew old): back to pending
+    late: bool = False  # released because it would have left too long after its slot
     doubt: bool = False  # crashed around the provider call: left sending for the lookup
 
 
@@ -386,6 +388,7 @@ def record(session: Session, outcomes: list[Outcome], result: ChunkResult) -> No
     if sent:
         _record_sent(session, sent)
         result.sent += len(sent)
+    result.late += sum(1 for o in outcomes if o.late)
     released = [o.claimed for o in outcomes if o.released]
     if released:
         session.connection().execute(
@@ -403,7 +406,9 @@ def record(session: Session, outcomes: list[Outcome], result: ChunkResult) -> No
 class SendOptions:
     """How a chunk is sent; the job builds it from the settings."""
 
-    acquire: Callable[[str, threading.Event], bool]  # wait for a budget's slot; False: stop
+    # Wait for a budget's slot: when it began (time.monotonic()), or None to stop.
+    acquire: Callable[[str, threading.Event], float | None]
+    tolerance: float | None = None  # a send leaving this much after its slot is dropped
     threads: int = 8
     per_second: Callable[[str], int] = lambda _budget: 1  # a budget's limit, for the batch size
     # The budget a (channel, sender) draws on (workers.send_rate.rate_key).
@@ -423,21 +428,48 @@ def _send_one(
     stop: threading.Event,
     fence: float,
 ) -> Outcome:
-    if stop.is_set() or not options.acquire(budget, stop):
-        return Outcome(claimed, released=True)
-    if time.monotonic() - claimed.claimed > fence:
-        # Too old to send: a job beside this one may already be looking it up at the provider.
-        return Outcome(claimed, released=True)
     try:
-        return Outcome(
-            claimed,
-            sent=adapter.send(claimed.message(options.status_callback(claimed.interaction_id))),
-        )
+        slot = None if stop.is_set() else options.acquire(budget, stop)
+    except Exception:  # Redis down or slow: not sent, so it goes back to pending
+        log.warning("no send slot for recipient %s; put back", claimed.id, exc_info=True)
+        slot = None
+    if slot is None or time.monotonic() - claimed.claimed > fence:
+        # Stopped; or too old to send: a job beside this one may be looking it up already.
+        return Outcome(claimed, released=True)
+    message = claimed.message(options.status_callback(claimed.interaction_id))
+    if options.tolerance is not None:
+        message = replace(message, deadline=slot + options.tolerance)
+    try:
+        return Outcome(claimed, sent=adapter.send(message))
     except SendError as exc:
+        if exc.code == LATE:  # never left: it waits for another slot
+            return Outcome(claimed, released=True, late=True)
+        if exc.in_doubt:  # it may be at the provider: looked up there before any resend
+            log.warning("campaign send of recipient %s in doubt: %s", claimed.id, exc)
+            return Outcome(claimed, doubt=True)
         return Outcome(claimed, error=exc)
     except Exception:  # the request may or may not have reached the provider
         log.exception("campaign send of recipient %s crashed; left for the lookup", claimed.id)
         return Outcome(claimed, doubt=True)
+
+
+def _answer(
+    answers: queue.SimpleQueue[Outcome],
+    adapter: ChannelAdapter,
+    claimed: Claimed,
+    options: SendOptions,
+    budget: str,
+    stop: threading.Event,
+    fence: float,
+) -> None:
+    """A thread's task: every claimed row gets exactly one answer, whatever happens (the
+    sending loop waits for one per row)."""
+    try:
+        outcome = _send_one(adapter, claimed, options, budget, stop, fence)
+    except BaseException:
+        log.exception("campaign send of recipient %s failed; left for the lookup", claimed.id)
+        outcome = Outcome(claimed, doubt=True)
+    answers.put(outcome)
 
 
 def _campaign_state(session: Session, campaign_id: int) -> tuple[Campaign | None, str | None]:
@@ -507,11 +539,7 @@ def send_chunk(
                     stop.set()
                 exhausted = taken == 0
                 for claimed in batch:
-                    pool.submit(
-                        lambda c=claimed: answers.put(
-                            _send_one(adapter, c, options, budget, stop, fence)
-                        )
-                    )
+                    pool.submit(_answer, answers, adapter, claimed, options, budget, stop, fence)
                 unanswered += len(batch)
             done = unanswered == 0 and (exhausted or stop.is_set())
             if not done:
@@ -520,7 +548,12 @@ def send_chunk(
                 got = _gather(answers, unanswered, wait=ANSWER_WAIT if idle else 0.0)
                 unanswered -= len(got)
                 unrecorded.extend(got)
-            if unrecorded and (done or time.monotonic() - recorded_at >= RECORD_EVERY):
+                # Put back (late for its slot): recorded at once, to be claimed again.
+                put_back = any(o.released for o in got) and not stop.is_set()
+                exhausted = exhausted and not put_back
+            else:
+                put_back = False
+            if unrecorded and (done or put_back or time.monotonic() - recorded_at >= RECORD_EVERY):
                 with session_scope(sessions) as session:
                     record(session, unrecorded, result)
                 unrecorded = []

@@ -122,9 +122,8 @@ def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last
         stale=stale,
     )
     options = campaign_send.SendOptions(
-        acquire=lambda sender, stop: rates.acquire(
-            sender, limit_for(sender, configured), stop=stop
-        ),
+        acquire=lambda budget, stop: rates.slot(budget, limit_for(budget, configured), stop=stop),
+        tolerance=rates.tolerance,
         threads=max(1, settings.campaign_threads),
         per_second=lambda sender: limit_for(sender, configured),
         budget=rate_key,
@@ -165,7 +164,7 @@ def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last
         campaign_send.finish_if_done(session, campaign_id)
     log.info(
         "campaign %s chunk %s-%s: %d sent, %d failed, %d retried, %d skipped, %d settled, "
-        "%d slots given up late, next %s, stopped %s",
+        "%d slots given up late and %d sends dropped late, next %s, stopped %s",
         campaign_id,
         first_id,
         last_id,
@@ -175,6 +174,7 @@ def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last
         result.skipped,
         settled,
         rates.late,
+        result.late,
         next_due,
         result.stopped,
     )

@@ -14,7 +14,7 @@ interval later. So:
   grants, whatever the number of processes; a window of grants cannot fill in a burst at its
   start, so a few milliseconds of jitter between grant and arrival (the HTTP client, a thread
   waiting for the GIL) cannot push N+1 arrivals into one second at the provider either, once
-  the spacing carries a small ``margin`` (default 2%);
+  the spacing carries a small ``margin`` (default 2.5%);
 - the clock is Redis's (``TIME`` inside the script): workers on several hosts need no
   synchronised clocks;
 - nobody polls: a caller sleeps exactly until its slot, so Redis sees one command per send;
@@ -39,7 +39,7 @@ import redis
 from channels.twilio import MESSAGING_SERVICE_SID
 
 KEY_PREFIX = "crm:send-rate"
-DEFAULT_MARGIN = 0.02  # spacing 2% wider than 1/N: room for jitter between grant and arrival
+DEFAULT_MARGIN = 0.025  # spacing 2.5% wider than 1/N: room for jitter between grant and arrival
 DEFAULT_MAX_AHEAD = 2.0  # seconds a caller may reserve into the future
 # A caller that wakes this much after its slot (the process stalled: a GIL queue, a pause)
 # gives the slot up and takes another: sent late, it would bunch with the next callers' sends
@@ -93,7 +93,7 @@ class SendRate:
         self._prefix = key_prefix
         self._margin = margin
         self._max_ahead = max_ahead
-        self._tolerance = tolerance
+        self.tolerance = tolerance
         self.late = 0  # slots given up because their caller woke too late (for benches)
 
     def reserve(self, sender: str, per_second: int) -> tuple[bool, float]:
@@ -116,6 +116,19 @@ class SendRate:
         """Wait for one slot of ``sender``'s; False when ``timeout`` seconds pass first or
         ``stop`` is set (a slot already reserved then goes unused: the limit is never
         exceeded, at worst a little of it is left unused)."""
+        return self.slot(sender, per_second, timeout=timeout, stop=stop) is not None
+
+    def slot(
+        self,
+        sender: str,
+        per_second: int,
+        *,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> float | None:
+        """Wait for one slot of ``sender``'s and return when it began (``time.monotonic()``),
+        so the caller can drop a send that would leave later than ``slot + tolerance``
+        (:attr:`tolerance`); None when ``timeout`` passes first or ``stop`` is set."""
         stop = stop or threading.Event()
         left = float("inf") if timeout is None else timeout
         while True:
@@ -123,16 +136,16 @@ class SendRate:
             reserved, wait = self.reserve(sender, per_second)
             if reserved and wait <= left:
                 if wait > 0 and stop.wait(wait):
-                    return False
-                if time.monotonic() - (asked + wait) <= self._tolerance:
-                    return True
+                    return None
+                if time.monotonic() - (asked + wait) <= self.tolerance:
+                    return asked + wait
                 self.late += 1  # too late for its slot: take the next free one
                 left -= time.monotonic() - asked
                 continue
             # Not reserved: sleep until the next free slot is half the reach away, then reserve.
             pause = max(wait - self._max_ahead / 2, 0.0) if not reserved else wait
             if pause >= left or stop.wait(pause):
-                return False
+                return None
             left -= pause
 
 

@@ -4,11 +4,13 @@ hours wait; provider errors retried or recorded with their action."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from channels.twilio import TwilioAdapter
 from crm.campaign_launch import launch
 from crm.campaign_send import claim_batch
 from crm.campaigns import CampaignError, create_campaign
@@ -361,3 +363,50 @@ def test_quiet_hours_that_begin_after_launch_still_hold_the_send(
     rows = recipients(runtime, campaign_id)
     assert {r.state for r in rows} == {"pending"}
     assert all(r.not_before > now + timedelta(minutes=50) for r in rows)
+
+
+def test_a_send_whose_answer_timed_out_is_looked_up_not_resent(
+    runtime: Runtime, fake_twilio: FakeTwilio
+):
+    """Twilio took the message but answered after our timeout: a blind retry would send it
+    twice. The row stays in doubt, and the lookup records Twilio's copy."""
+    from crm.campaign_send import SendOptions, send_chunk, settle_stale
+
+    campaign_id = make_campaign(runtime, count=1)
+    do_launch(runtime, campaign_id)
+    [row] = recipients(runtime, campaign_id)
+    impatient = TwilioAdapter(
+        auth_token=fake_twilio.auth_token,
+        account_sid=fake_twilio.account_sid,
+        api_base_url=fake_twilio.base_url,
+        timeout=0.2,
+    )
+    fake_twilio.latency = 1.0  # accepted at once, answered after the timeout
+    options = SendOptions(acquire=lambda _budget, _stop: time.monotonic(), threads=1)
+
+    result = send_chunk(
+        runtime.sessions,
+        impatient,
+        campaign_id=campaign_id,
+        first_id=row.id,
+        last_id=row.id,
+        options=options,
+    )
+
+    [doubt] = recipients(runtime, campaign_id)
+    assert (result.sent, result.retried, doubt.state) == (0, 0, "sending")
+    assert fake_twilio.wait_for_accepted(1, timeout=5)
+    fake_twilio.latency = 0.0
+    settled = settle_stale(
+        runtime.sessions,
+        impatient,
+        campaign_id=campaign_id,
+        first_id=row.id,
+        last_id=row.id,
+        stale=timedelta(0),
+    )
+    [after] = recipients(runtime, campaign_id)
+    [message] = fake_twilio.accepted_messages()
+    assert settled == 1 and after.state == "sent"
+    assert after.provider_message_id == message["sid"]
+    assert len(fake_twilio.requests) == 1  # sent once, never twice
