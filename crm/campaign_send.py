@@ -61,7 +61,7 @@ MAX_ATTEMPTS = 6
 STALE_SENDING = timedelta(minutes=5)
 JOB_SECONDS = 60  # a job sends this long, then hands the rest to its next run (queues stay fair)
 BACKOFF = (5, 30, 120, 600, 1800)  # seconds, per attempt
-RECORD_EVERY = 0.2  # seconds: answers are written back in batches at least this often
+RECORD_EVERY = 0.5  # seconds: answers are written back in batches at least this often
 ANSWER_WAIT = 0.05  # seconds the sending loop waits for an answer before looking again
 ACTIONS = {
     "21610": "opted out of the channel (replied STOP)",
