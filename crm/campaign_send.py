@@ -114,7 +114,6 @@ class ChunkResult:
     failed: int = 0
     retried: int = 0
     skipped: int = 0
-    recovered: int = 0  # left in doubt by a dead worker, then found at the provider or resent
     late: int = 0  # sends dropped at the last moment for leaving too long after their slot
     stopped: str | None = None  # paused or cancelled
 
