@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.base import LATE, ChannelAdapter, OutboundMessage, SendError, SendResult, SentLookup
@@ -54,6 +54,7 @@ from crm.models import (
 )
 from crm.models.base import utcnow
 from crm.send_windows import earliest_send
+from crm.timeline import status_rank
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ ACTIONS = {
 # Rows with their recipients' columns, in bulk statements: built once.
 _RECIPIENTS = CampaignRecipient.__table__
 _INTERACTIONS = Interaction.__table__
-_RANK = case(STATUS_RANK, value=_INTERACTIONS.c.delivery_status, else_=-1)
+_RANK = status_rank(_INTERACTIONS.c.delivery_status, STATUS_RANK)
 _MARK_SENT = (
     update(_RECIPIENTS)
     .where(_RECIPIENTS.c.id == bindparam("r_id"))
@@ -700,9 +701,8 @@ def finish_if_done(session: Session, campaign_id: int) -> bool:
         .select_from(CampaignRecipient)
         .where(
             CampaignRecipient.campaign_id == campaign_id,
-            or_(
-                CampaignRecipient.state == RecipientState.PENDING.value,
-                CampaignRecipient.state == RecipientState.SENDING.value,
+            CampaignRecipient.state.in_(
+                (RecipientState.PENDING.value, RecipientState.SENDING.value)
             ),
         )
     )

@@ -55,7 +55,8 @@ def add_entry(
     return interaction
 
 
-def _status_rank(column: Any, ranks: dict[str, int]) -> Any:
+def status_rank(column: Any, ranks: dict[str, int]) -> Any:
+    """A status column's place on the provider's ladder, in SQL (-1 when unknown)."""
     return case(ranks, value=column, else_=-1)
 
 
@@ -92,7 +93,7 @@ def advance_status(
         )
     result = session.execute(
         update(Interaction)
-        .where(target, _status_rank(Interaction.delivery_status, ranks) < ranks[status])
+        .where(target, status_rank(Interaction.delivery_status, ranks) < ranks[status])
         .values(**changes)
         .returning(Interaction.id)
     )

@@ -257,14 +257,21 @@ class FakeTwilio:
                     and match.group(1) == fake.account_sid
                 )
 
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                match = _MESSAGES.match(url.path)
+            def _messages_resource(self, path: str) -> bool:
+                """Whether ``path`` is this account's Messages resource, asked with its
+                credentials; else the 404 or 401 has been answered."""
+                match = _MESSAGES.match(path)
                 if not match:
                     self._reply(404, _NOT_FOUND)
-                    return
+                    return False
                 if not self._authorized(match):
                     self._reply(401, _UNAUTHORIZED)
+                    return False
+                return True
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                if not self._messages_resource(url.path):
                     return
                 try:
                     query = ListQuery.parse(url.query)
@@ -274,12 +281,7 @@ class FakeTwilio:
                 self._reply(200, fake._list(url.path, query))
 
             def do_POST(self) -> None:
-                match = _MESSAGES.match(self.path)
-                if not match:
-                    self._reply(404, _NOT_FOUND)
-                    return
-                if not self._authorized(match):
-                    self._reply(401, _UNAUTHORIZED)
+                if not self._messages_resource(self.path):
                     return
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
