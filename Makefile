@@ -5,9 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run worker test lint format bench clean
+.PHONY: install run worker test lint format bench clean vendor
 
 $(STAMP): pyproject.toml
+	@# The browser tests drive Debian's Chromium; install it from the system packages if missing.
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium; the browser tests will fail"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -41,3 +43,9 @@ bench: $(STAMP)  ## needs PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see be
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info
+
+HTMX_VERSION := 2.0.11
+vendor:  ## refresh crm/static/vendor from the npm registry (needs npm)
+	cd /tmp && npm pack --silent htmx.org@$(HTMX_VERSION) && tar xzf htmx.org-$(HTMX_VERSION).tgz
+	cp /tmp/package/dist/htmx.min.js crm/static/vendor/htmx.min.js
+	cp /tmp/package/LICENSE crm/static/vendor/htmx.LICENSE

@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.production,
+        SESSION_COOKIE_NAME="crm_session",
+        PERMANENT_SESSION_LIFETIME=settings.web_session_hours * 3600,
     )
     app.session_interface = LazyCookieSessionInterface()
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -54,6 +56,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         from crm.simulator import simulator
 
         app.register_blueprint(simulator)
+
+    from crm import web
+
+    web.init_app(app)
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

@@ -113,6 +113,10 @@ class Settings:
     # Messages per second per sender ("sender=rate,..."); unset senders: 1 for a long code,
     # 100 for a short code or messaging service (workers/send_rate.py).
     send_rates: tuple[tuple[str, int], ...] = ()
+    # A signed-in browser session ends after this many hours without a request.
+    web_session_hours: int = 12
+    # Sign-in attempts allowed per client address and per email (Flask-Limiter notation).
+    login_rate_limit: str = "10 per minute"
 
     @property
     def production(self) -> bool:
@@ -190,6 +194,8 @@ class Settings:
             simulator_enabled=mode != "production" and _bool(env, "SIMULATOR", True),
             campaign_threads=_int(env, "CAMPAIGN_THREADS", cls.campaign_threads),
             campaign_stale_seconds=_int(env, "CAMPAIGN_STALE_SECONDS", cls.campaign_stale_seconds),
+            web_session_hours=_int(env, "WEB_SESSION_HOURS", cls.web_session_hours),
+            login_rate_limit=env.get("LOGIN_RATE_LIMIT") or cls.login_rate_limit,
             send_rates=_rates(env, "SEND_RATES"),
         )
         settings.validate()

@@ -24,6 +24,7 @@ from crm.models.notifications import Notification
 from crm.models.outbox import OutboxJob
 from crm.models.scoring import ScoreEvent
 from crm.models.users import ApiToken, Role, User
+from crm.models.web_sessions import WebSession
 
 __all__ = [
     "ApiToken",
@@ -52,4 +53,5 @@ __all__ = [
     "ScoreEvent",
     "Segment",
     "User",
+    "WebSession",
 ]

@@ -1,0 +1,14 @@
+"""Campaigns pages (being written: a placeholder so the navigation resolves)."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from crm.web import web
+from crm.web.auth import MARKETING, page
+
+
+@web.get("/campaigns")
+@page(MARKETING)
+def campaigns(*, session):  # type: ignore[no-untyped-def]
+    return render_template("web/placeholder.html", title="Campaigns")

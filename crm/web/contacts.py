@@ -1,0 +1,14 @@
+"""Contacts pages (being written: a placeholder so the navigation resolves)."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from crm.web import web
+from crm.web.auth import ALL_ROLES, page
+
+
+@web.get("/contacts")
+@page(ALL_ROLES)
+def contacts(*, session):  # type: ignore[no-untyped-def]
+    return render_template("web/placeholder.html", title="Contacts")
