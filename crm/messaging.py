@@ -95,9 +95,15 @@ def queue_message(
     default_region: str,
     to: str | None = None,
     author_id: int | None = None,
+    content_sid: str | None = None,
+    content_variables: dict[str, str] | None = None,
 ) -> Interaction:
     """Accept a message for sending. Raises SendRefused, OptedOut, InvalidPhoneNumber or
-    ContactNotFound with a message fit for the API."""
+    ContactNotFound with a message fit for the API.
+
+    ``content_sid`` sends an approved WhatsApp template (``body`` is its text as the customer
+    reads it, for the timeline); it is the only thing WhatsApp allows outside the 24-hour
+    window."""
     if channel not in SENDABLE_CHANNELS:
         raise SendRefused(f"channel must be one of {', '.join(SENDABLE_CHANNELS)}")
     text = (body or "").strip()
@@ -110,7 +116,9 @@ def queue_message(
         raise MergeError(f"contact {contact_id} was merged into {contact.merged_into_id}")
     ensure_can_send(session, contact.id, channel)
     e164 = _recipient(session, contact.id, channel, to, default_region)
-    if channel == "whatsapp" and not in_whatsapp_window(session, contact.id):
+    if content_sid and channel != "whatsapp":
+        raise SendRefused("templates (content_sid) are for WhatsApp only")
+    if channel == "whatsapp" and not content_sid and not in_whatsapp_window(session, contact.id):
         raise SendRefused(
             "outside WhatsApp's 24-hour window: the customer has not written in 24 h, "
             "so only an approved template can be sent"
@@ -124,7 +132,12 @@ def queue_message(
         provider=provider,
         delivery_status="pending",
         author_id=author_id,
-        meta={"to": e164},
+        meta={"to": e164}
+        | (
+            {"content_sid": content_sid, "content_variables": content_variables or {}}
+            if content_sid
+            else {}
+        ),
     )
     outbox.add(session, "send", interaction_id=interaction.id)
     return interaction
@@ -206,6 +219,8 @@ def perform_send(
         to=interaction.meta["to"],
         body=interaction.body,
         status_callback=status_callback,
+        content_sid=interaction.meta.get("content_sid"),
+        content_variables=interaction.meta.get("content_variables"),
     )
     try:
         result = adapter.send(message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +49,13 @@ def _dummy_hash() -> str:
     return generate_password_hash(secrets.token_hex(16))
 
 
+@dataclass(frozen=True)
+class Viewer:
+    id: int
+    name: str
+    role: Role
+
+
 def _runtime():  # type: ignore[no-untyped-def]
     return current_app.extensions["crm"]
 
@@ -71,6 +79,9 @@ def page(roles: frozenset[Role] = ALL_ROLES) -> Callable[[Callable[..., Any]], C
                 if user.role not in roles:
                     abort(403, f"A {user.role} may not open this page.")
                 g.user = user
+                # Plain values for the page frame: still readable when an error page is
+                # rendered after the transaction was rolled back.
+                g.viewer = Viewer(user.id, user.name or user.email, Role(user.role))
                 return view(*args, session=session, **kwargs)
 
         return wrapper
