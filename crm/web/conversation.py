@@ -129,7 +129,7 @@ def _cursor_of(entries: list[Interaction], fallback: str = "") -> str:
     return encode_cursor(entries[-1].created_at, entries[-1].id) if entries else fallback
 
 
-@web.get("/conversations/<int:conversation_id>")
+@web.get("/conversations/<id:conversation_id>")
 @page(WORKERS)
 def conversation(conversation_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     thread = _conversation(session, conversation_id)
@@ -186,7 +186,7 @@ def conversation(conversation_id: int, *, session: Session):  # type: ignore[no-
     )
 
 
-@web.get("/conversations/<int:conversation_id>/entries")
+@web.get("/conversations/<id:conversation_id>/entries")
 @page(WORKERS)
 def conversation_entries(conversation_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     """New timeline entries since ``after`` (the live poll), as a fragment that carries the
@@ -208,7 +208,7 @@ def conversation_entries(conversation_id: int, *, session: Session):  # type: ig
     )
 
 
-@web.post("/conversations/<int:conversation_id>/reply")
+@web.post("/conversations/<id:conversation_id>/reply")
 @page(WORKERS)
 def reply(conversation_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     """Send on the thread's channel: free text, or an approved WhatsApp template."""
@@ -246,7 +246,7 @@ def reply(conversation_id: int, *, session: Session):  # type: ignore[no-untyped
     return _back(thread.id)
 
 
-@web.post("/conversations/<int:conversation_id>/note")
+@web.post("/conversations/<id:conversation_id>/note")
 @page(WORKERS)
 def note(conversation_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     """An internal note on the timeline: the team sees it, the customer never does."""
@@ -268,7 +268,7 @@ def note(conversation_id: int, *, session: Session):  # type: ignore[no-untyped-
     return _back(thread.id)
 
 
-@web.post("/conversations/<int:conversation_id>/assign")
+@web.post("/conversations/<id:conversation_id>/assign")
 @page(WORKERS)
 def assign(conversation_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     thread = _conversation(session, conversation_id)
@@ -291,7 +291,7 @@ def assign(conversation_id: int, *, session: Session):  # type: ignore[no-untype
     return _back(thread.id)
 
 
-@web.post("/conversations/<int:conversation_id>/status")
+@web.post("/conversations/<id:conversation_id>/status")
 @page(WORKERS)
 def set_status(conversation_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     thread = _conversation(session, conversation_id)
@@ -313,13 +313,13 @@ def set_status(conversation_id: int, *, session: Session):  # type: ignore[no-un
     return _back(thread.id)
 
 
-@web.post("/handoffs/<int:handoff_id>/accept")
+@web.post("/handoffs/<id:handoff_id>/accept")
 @page(WORKERS)
 def accept_handoff(handoff_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     return _handoff_action(session, handoff_id, lambda: accept(session, handoff_id, g.user))
 
 
-@web.post("/handoffs/<int:handoff_id>/reject")
+@web.post("/handoffs/<id:handoff_id>/reject")
 @page(WORKERS)
 def reject_handoff(handoff_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     reason = request.form.get("reason", "")

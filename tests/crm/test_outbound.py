@@ -96,6 +96,28 @@ def test_whatsapp_outside_the_window_is_refused(client, auth, webhooks, runtime,
     assert outbound_count(runtime) == 0
 
 
+def test_whatsapp_template_is_sent_outside_the_window(client, auth, webhooks, runtime, fake_twilio):  # type: ignore[no-untyped-def]
+    from crm.reply_library import load
+
+    template = load().templates[0]
+    contact_id = contact_from_inbound(webhooks, runtime)  # never wrote on WhatsApp
+    response = send(
+        client, auth, contact_id=contact_id, channel="whatsapp", template=template.content_sid
+    )
+    assert response.status_code == 202
+    assert response.get_json()["body"].startswith("Hello ")  # the template's text, filled in
+    run_jobs(runtime)
+    [request] = fake_twilio.requests
+    assert request["ContentSid"] == [template.content_sid]
+    assert request["To"] == ["whatsapp:" + request["To"][0].removeprefix("whatsapp:")]
+    unknown = send(
+        client, auth, contact_id=contact_id, channel="whatsapp", template="HX" + "0" * 32
+    )
+    assert unknown.status_code == 422
+    on_sms = send(client, auth, contact_id=contact_id, channel="sms", template=template.content_sid)
+    assert on_sms.status_code == 422
+
+
 def test_opted_out_contact_is_refused_and_nothing_is_sent(
     client, auth, webhooks, runtime, fake_twilio
 ):  # type: ignore[no-untyped-def]
