@@ -91,6 +91,15 @@ Index(
     sqlite_where=text("opt_out_review_at IS NOT NULL"),
 )
 
+# The dashboard's funnel and new contacts (crm.dashboard_stats): an index-only scan.
+Index(
+    "ix_contacts_live_stage_created",
+    Contact.lifecycle_stage,
+    Contact.created_at,
+    postgresql_where=text("merged_into_id IS NULL"),
+    sqlite_where=text("merged_into_id IS NULL"),
+)
+
 
 class Identity(Base):
     """A way to reach a contact. A phone number in E.164 is shared by SMS, WhatsApp, voice and

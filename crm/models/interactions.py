@@ -64,3 +64,14 @@ class Interaction(Base):
     intent: Mapped[str | None] = mapped_column(String(20))
     intent_confidence: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[str | None] = mapped_column(String(64))
+
+
+# The dashboard's per-day counts of inbound interactions (crm.dashboard_stats): an index-only
+# range scan by time, channel and sentiment included (PostgreSQL INCLUDE).
+Index(
+    "ix_interactions_inbound_created",
+    Interaction.created_at,
+    postgresql_include=["channel", "sentiment"],
+    postgresql_where=text("direction = 'inbound'"),
+    sqlite_where=text("direction = 'inbound'"),
+)
