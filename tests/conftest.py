@@ -130,6 +130,7 @@ def settings(
 @pytest.fixture(scope="session")
 def runtime(settings: Settings) -> Iterator[Runtime]:
     rt = build_runtime(settings)
+    rt.redis.flushdb()  # nothing left over from an earlier run that stopped early
     yield rt
     rt.redis.flushdb()  # leave the test Redis db as we found it
     rt.close()

@@ -50,7 +50,7 @@ from crm.reply_library import fill_canned, load
 from crm.timeline import InvalidCursor, add_entry, decode_cursor, encode_cursor, read_timeline
 from crm.web import web
 from crm.web.auth import WORKERS, page
-from crm.web.inbox import thread_page
+from crm.web.inbox import list_filters
 
 TIMELINE_PAGE = 50
 MAX_NOTE_CHARS = 4000
@@ -163,7 +163,7 @@ def conversation(conversation_id: int, *, session: Session):  # type: ignore[no-
     library = load()
     return render_template(
         "web/conversation.html",
-        **thread_page(session, selected=thread.id),
+        **list_filters(selected=thread.id),
         thread=thread,
         contact=contact,
         phones=phones,

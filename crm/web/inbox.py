@@ -26,9 +26,20 @@ def _filters() -> tuple[str, str]:
     return view, status
 
 
+def list_filters(selected: int | None = None) -> dict[str, object]:
+    """The list's filters, for a page that loads the list itself (the conversation view)."""
+    view, status = _filters()
+    return {
+        "view": view,
+        "status": status,
+        "views": VIEWS,
+        "statuses": STATUSES,
+        "selected": selected,
+    }
+
+
 def thread_page(session, *, selected: int | None = None):  # type: ignore[no-untyped-def]
-    """The list's context: the page of rows and the filters (also used by the conversation
-    view, which shows the list beside the thread)."""
+    """The list's context: the page of rows and the filters."""
     view, status = _filters()
     try:
         found = threads(
