@@ -1,14 +1,725 @@
-"""Campaigns pages (being written: a placeholder so the navigation resolves)."""
+"""Campaign pages: segment builder with a live count, composer, preview, launch, live progress
+and results.
+
+Every action calls the service the JSON API calls (``crm.api.campaigns``) with the same
+checks; this module only turns form fields into the API's JSON shapes and back. A refused
+action (any ``ValueError`` from a service) rolls back what it had set and is shown with its
+reason: a flashed error and a redirect, or the form again with status 422.
+"""
 
 from __future__ import annotations
 
-from flask import render_template
+import functools
+import zoneinfo
+from datetime import UTC, datetime
+from typing import Any
 
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
+
+from crm.campaign_launch import cancel, pause, progress, request_launch, resume
+from crm.campaign_render import NAMES
+from crm.campaign_results import results
+from crm.campaigns import CHANNELS, EDITABLE, CampaignError, apply_fields, create_campaign
+from crm.campaigns import preview_campaign as build_preview
+from crm.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignStatus,
+    LifecycleStage,
+    RecipientState,
+    Segment,
+)
+from crm.segments import CHANNELS as CONSENT_CHANNELS
+from crm.segments import CONSENT_VALUES, SENTIMENTS, SegmentError, count, parse_filters
 from crm.web import web
 from crm.web.auth import MARKETING, page
+
+PAGE_SIZE = 25
+SEGMENTS_SHOWN = 50
+SEGMENT_CHOICES = 200  # the composer's segment list: the API's list size
+MAX_VARIANTS = 5
+# Still moving: the progress fragment keeps polling.
+ACTIVE = (CampaignStatus.LAUNCHING, CampaignStatus.RUNNING, CampaignStatus.PAUSED)
+# Why contacts are left out of a campaign: crm.audience's reasons and the preview's own two.
+EXCLUSION_WHY = {
+    "opted_out": "Opted out of this channel.",
+    "no_whatsapp_consent": "No WhatsApp opt-in: WhatsApp marketing needs an explicit one.",
+    "opt_out_review": "A possible opt-out read in their messages waits for a person's review.",
+    "no_phone": "No phone number on record.",
+    "invalid_number": "Their phone number is not a valid number.",
+    "duplicate": "Merged into another contact (the surviving contact is messaged).",
+    "needs_template": "Outside WhatsApp's 24-hour window: only an approved template reaches them.",
+    "render_failed": "The message could not be rendered for them.",
+}
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _campaign(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        abort(404, f"Campaign {campaign_id} not found.")
+    return campaign
+
+
+def _segment(session: Session, segment_id: int) -> Segment:
+    segment = session.get(Segment, segment_id)
+    if segment is None:
+        abort(404, f"Segment {segment_id} not found.")
+    return segment
+
+
+def _refused(session: Session, exc: ValueError, target: str):  # type: ignore[no-untyped-def]
+    """A service said no: undo what it had set, say why, go back."""
+    session.rollback()
+    flash(str(exc), "error")
+    return redirect(target)
+
+
+def _cursor(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 2**31 else None
+
+
+def _int_or_raw(value: str) -> int | str:
+    """An integer when it is one (and one a database column can hold); otherwise the text, for
+    the service to refuse with its reason."""
+    try:
+        number = int(value)
+    except ValueError:
+        return value
+    return number if -(2**63) < number < 2**63 else value
+
+
+def _pairs(text: str, what: str, error: type[ValueError]) -> dict[str, str]:
+    """``name=value`` lines (blank lines skipped)."""
+    pairs = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise error(f"{what}: write one name=value per line ({line.strip()!r})")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _utc(value: str) -> str:
+    """A ``datetime-local`` value (no offset) read as UTC; anything else is passed on for the
+    service to judge."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+
+
+def _local_input(value: Any, zone: str = "UTC") -> str:
+    """An ISO time as a ``datetime-local`` value in ``zone``."""
+    if not value:
+        return ""
+    try:
+        parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(zoneinfo.ZoneInfo(zone))
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return ""
+    return parsed.strftime("%Y-%m-%dT%H:%M")
+
+
+@functools.cache
+def _time_zones() -> list[str]:
+    return sorted(zoneinfo.available_timezones())
+
+
+# --- segments: form <-> filters -----------------------------------------------------------
+
+
+def filters_from_form(form: MultiDict[str, str]) -> dict[str, Any]:
+    """The builder's fields as ``crm.segments`` filters (a JSON object, as the API takes)."""
+    filters: dict[str, Any] = {}
+    for name in ("stages", "sentiment"):
+        if values := form.getlist(name):
+            filters[name] = values
+    for name in ("score_min", "score_max"):
+        if value := form.get(name, "").strip():
+            filters[name] = _int_or_raw(value)
+    for name in ("tags", "exclude_tags", "countries"):
+        if values := _csv(form.get(name, "")):
+            filters[name] = values
+    consent = {
+        channel: form[f"consent_{channel}"]
+        for channel in CONSENT_CHANNELS
+        if form.get(f"consent_{channel}")
+    }
+    if consent:
+        filters["consent"] = consent
+    for name in ("last_inbound_after", "last_inbound_before"):
+        if value := form.get(name, "").strip():
+            filters[name] = _utc(value)
+    attributes: dict[str, Any] = {}
+    for name, value in _pairs(form.get("attributes", ""), "attributes", SegmentError).items():
+        attributes[name] = {"true": True, "false": False}.get(value.lower(), value)
+    if attributes:
+        filters["attributes"] = attributes
+    return filters
+
+
+def form_from_filters(filters: dict[str, Any]) -> dict[str, Any]:
+    """Saved filters as the builder's field values."""
+    consent = filters.get("consent") or {}
+    attributes = filters.get("attributes") or {}
+    return {
+        "stages": list(filters.get("stages") or []),
+        "sentiment": list(filters.get("sentiment") or []),
+        "score_min": "" if filters.get("score_min") is None else filters["score_min"],
+        "score_max": "" if filters.get("score_max") is None else filters["score_max"],
+        "tags": ", ".join(filters.get("tags") or []),
+        "exclude_tags": ", ".join(filters.get("exclude_tags") or []),
+        "countries": ", ".join(filters.get("countries") or []),
+        **{f"consent_{channel}": consent.get(channel, "") for channel in CONSENT_CHANNELS},
+        "last_inbound_after": _local_input(filters.get("last_inbound_after")),
+        "last_inbound_before": _local_input(filters.get("last_inbound_before")),
+        "attributes": "\n".join(
+            f"{name}={str(value).lower() if isinstance(value, bool) else value}"
+            for name, value in attributes.items()
+        ),
+    }
+
+
+def _builder(segment: Segment | None, values: dict[str, Any], name: str, **extra: Any) -> str:
+    return render_template(
+        "web/segment_form.html",
+        segment=segment,
+        values=values,
+        name=name,
+        stages=list(LifecycleStage),
+        sentiments=SENTIMENTS,
+        consent_channels=CONSENT_CHANNELS,
+        consent_values=CONSENT_VALUES,
+        **extra,
+    )
+
+
+def _live_count(session: Session, raw: dict[str, Any]) -> tuple[int | None, str | None]:
+    try:
+        return count(session, parse_filters(raw)), None
+    except SegmentError as exc:
+        return None, str(exc)
+
+
+def _save_segment(session: Session, segment: Segment | None):  # type: ignore[no-untyped-def]
+    """Create or update from the builder's form: the API's checks (name, then filters)."""
+    name = request.form.get("name", "")
+    try:
+        filters = filters_from_form(request.form)
+        if not name.strip() or len(name) > 200:
+            raise CampaignError("name is required, at most 200 characters")
+        parse_filters(filters)  # raises SegmentError with the reason
+    except ValueError as exc:
+        session.rollback()
+        shown = _builder(segment, _flat(request.form), name, error=str(exc), count_error=str(exc))
+        return shown, 422
+    if segment is None:
+        segment = Segment(name="", filters={}, created_by=g.user.id)
+        session.add(segment)
+    segment.name = name.strip()
+    segment.filters = filters
+    session.flush()
+    flash(f"Segment “{segment.name}” saved.", "success")
+    return redirect(url_for("web.segment", segment_id=segment.id))
+
+
+def _flat(form: MultiDict[str, str]) -> dict[str, Any]:
+    """A posted form as the builder's values: lists for the multi-choice fields."""
+    values: dict[str, Any] = {key: form.get(key, "") for key in form}
+    values["stages"] = form.getlist("stages")
+    values["sentiment"] = form.getlist("sentiment")
+    return values
+
+
+@web.get("/segments/new")
+@page(MARKETING)
+def segment_new(*, session: Session):  # type: ignore[no-untyped-def]
+    size, error = _live_count(session, {})
+    return _builder(None, form_from_filters({}), "", size=size, count_error=error)
+
+
+@web.post("/segments/new")
+@page(MARKETING)
+def segment_create(*, session: Session):  # type: ignore[no-untyped-def]
+    return _save_segment(session, None)
+
+
+@web.get("/segments/<id:segment_id>")
+@page(MARKETING)
+def segment(segment_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    found = _segment(session, segment_id)
+    size, error = _live_count(session, found.filters)
+    return _builder(
+        found, form_from_filters(found.filters), found.name, size=size, count_error=error
+    )
+
+
+@web.post("/segments/<id:segment_id>")
+@page(MARKETING)
+def segment_update(segment_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    return _save_segment(session, _segment(session, segment_id))
+
+
+@web.post("/segments/<id:segment_id>/delete")
+@page(MARKETING)
+def segment_delete(segment_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    found = _segment(session, segment_id)
+    session.delete(found)
+    flash(f"Segment “{found.name}” deleted.", "success")
+    return redirect(url_for("web.campaigns"))
+
+
+@web.post("/segments/count")
+@page(MARKETING)
+def segment_count(*, session: Session):  # type: ignore[no-untyped-def]
+    """The live count for the filters being composed (not saved), or why they cannot be used.
+    Answered 200 either way: the reason is the answer, shown in place of the count."""
+    try:
+        size, error = _live_count(session, filters_from_form(request.form))
+    except SegmentError as exc:
+        size, error = None, str(exc)
+    return render_template("web/segment_count.html", size=size, count_error=error)
+
+
+@web.get("/segments/<id:segment_id>/count")
+@page(MARKETING)
+def segment_size(segment_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    """A saved segment's size, loaded after the list so the list itself stays quick."""
+    size, error = _live_count(session, _segment(session, segment_id).filters)
+    return render_template("web/segment_size.html", size=size, count_error=error)
+
+
+# --- campaigns list -----------------------------------------------------------------------
 
 
 @web.get("/campaigns")
 @page(MARKETING)
-def campaigns(*, session):  # type: ignore[no-untyped-def]
-    return render_template("web/placeholder.html", title="Campaigns")
+def campaigns(*, session: Session):  # type: ignore[no-untyped-def]
+    """Newest first, keyset-paged by id. Each launched campaign's progress cell loads after
+    the page (``campaign_row_progress``): counting a page of campaigns' recipients at once is
+    half a million rows with 25 campaigns of 20,000."""
+    before = _cursor("before")
+    query = select(Campaign).order_by(Campaign.id.desc()).limit(PAGE_SIZE + 1)
+    if before:
+        query = query.where(Campaign.id < before)
+    rows = list(session.scalars(query))
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    segment_ids = {c.segment_id for c in rows if c.segment_id}
+    segment_names: dict[int, str] = {}
+    if segment_ids:
+        found = select(Segment.id, Segment.name).where(Segment.id.in_(segment_ids))
+        segment_names = {row.id: row.name for row in session.execute(found)}
+    segments_before = _cursor("segments_before")
+    segment_query = select(Segment).order_by(Segment.id.desc()).limit(SEGMENTS_SHOWN + 1)
+    if segments_before:
+        segment_query = segment_query.where(Segment.id < segments_before)
+    segments = list(session.scalars(segment_query))
+    return render_template(
+        "web/campaigns.html",
+        campaigns=rows,
+        segment_names=segment_names,
+        next_before=rows[-1].id if more else None,
+        first_page=before is None,
+        segments=segments[:SEGMENTS_SHOWN],
+        next_segments=segments[SEGMENTS_SHOWN - 1].id if len(segments) > SEGMENTS_SHOWN else None,
+    )
+
+
+@web.get("/campaigns/<id:campaign_id>/sent")
+@page(MARKETING)
+def campaign_row_progress(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    """A list row's progress: recipients by state, one index-only count; polled while the
+    campaign moves."""
+    found = _campaign(session, campaign_id)
+    counted = (
+        select(CampaignRecipient.state, func.count())
+        .where(CampaignRecipient.campaign_id == campaign_id)
+        .group_by(CampaignRecipient.state)
+    )
+    states: dict[str, int] = {state: number for state, number in session.execute(counted)}
+    return render_template(
+        "web/campaign_cell.html",
+        campaign=found,
+        sent=states.get(RecipientState.SENT.value, 0),
+        total=sum(states.values()),
+        polling=found.status in ACTIVE,
+    )
+
+
+# --- composer -----------------------------------------------------------------------------
+
+
+def campaign_data(form: MultiDict[str, str]) -> dict[str, Any]:
+    """The composer's fields as the API's campaign JSON (``crm.campaigns.FIELDS``)."""
+    data: dict[str, Any] = {
+        "name": form.get("name", ""),
+        "channel": form.get("channel", ""),
+        "sender": form.get("sender", "").strip() or None,
+        "content_sid": form.get("content_sid", "").strip() or None,
+        "in_contact_timezone": form.get("in_contact_timezone") == "on",
+        "timezone": form.get("timezone", "").strip() or "UTC",
+        "quiet_start": form.get("quiet_start", "").strip() or None,
+        "quiet_end": form.get("quiet_end", "").strip() or None,
+    }
+    segment_id = form.get("segment_id", "").strip()
+    data["segment_id"] = _int_or_raw(segment_id) if segment_id else None
+    data["content_variables"] = _pairs(
+        form.get("content_variables", ""), "template variables", CampaignError
+    )
+    rows = []
+    for i in range(MAX_VARIANTS):
+        body = form.get(f"variant_body_{i}", "")
+        if i and not body.strip():
+            continue  # an unused A/B row
+        row: dict[str, Any] = {"name": form.get(f"variant_name_{i}", "").strip(), "body": body}
+        if weight := form.get(f"variant_weight_{i}", "").strip():
+            row["weight"] = _int_or_raw(weight)
+        rows.append(row)
+    if len(rows) == 1:
+        rows[0].pop("weight", None)  # one message: all of the audience
+    data["variants"] = rows
+    if form.get("schedule") == "later":
+        local = form.get("send_at", "").strip()
+        if not local:
+            raise CampaignError("choose when to send, or send now")
+        try:
+            zone = zoneinfo.ZoneInfo(data["timezone"])
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise CampaignError(f"unknown time zone {data['timezone']!r}") from None
+        try:
+            data["send_at"] = datetime.fromisoformat(local).replace(tzinfo=zone).isoformat()
+        except ValueError:
+            data["send_at"] = local  # the service says what is wrong with it
+    else:
+        data["send_at"] = None
+    return data
+
+
+def _composer_values(campaign: Campaign | None) -> dict[str, Any]:
+    if campaign is None:
+        return {
+            "name": "",
+            "channel": "sms",
+            "sender": "",
+            "segment_id": request.args.get("segment_id", ""),
+            "variants": [{"name": "A", "body": "", "weight": ""}],
+            "content_sid": "",
+            "content_variables": "",
+            "schedule": "now",
+            "send_at": "",
+            "timezone": "UTC",
+            "in_contact_timezone": False,
+            "quiet_start": "20:00",
+            "quiet_end": "08:00",
+        }
+    return {
+        "name": campaign.name,
+        "channel": campaign.channel,
+        "sender": campaign.sender or "",
+        "segment_id": str(campaign.segment_id or ""),
+        "variants": [dict(v) for v in campaign.variants]
+        or [{"name": "A", "body": "", "weight": ""}],
+        "content_sid": campaign.content_sid or "",
+        "content_variables": "\n".join(
+            f"{k}={v}" for k, v in (campaign.content_variables or {}).items()
+        ),
+        "schedule": "later" if campaign.send_at else "now",
+        "send_at": _local_input(campaign.send_at, campaign.timezone),
+        "timezone": campaign.timezone,
+        "in_contact_timezone": campaign.in_contact_timezone,
+        "quiet_start": campaign.quiet_start or "",
+        "quiet_end": campaign.quiet_end or "",
+    }
+
+
+def _posted_values(form: MultiDict[str, str]) -> dict[str, Any]:
+    """What was typed, to show the form again after a refusal."""
+    values: dict[str, Any] = {key: form.get(key, "") for key in form}
+    values["in_contact_timezone"] = form.get("in_contact_timezone") == "on"
+    values["variants"] = [
+        {
+            "name": form.get(f"variant_name_{i}", ""),
+            "body": form.get(f"variant_body_{i}", ""),
+            "weight": form.get(f"variant_weight_{i}", ""),
+        }
+        for i in range(MAX_VARIANTS)
+        if i == 0 or form.get(f"variant_body_{i}", "").strip()
+    ]
+    return values
+
+
+def _composer(session: Session, campaign: Campaign | None, values: dict[str, Any], **extra: Any):  # type: ignore[no-untyped-def]
+    segments = session.execute(
+        select(Segment.id, Segment.name).order_by(Segment.id.desc()).limit(SEGMENT_CHOICES)
+    ).all()
+    settings = current_app.extensions["crm"].settings
+    variants = list(values["variants"])
+    while len(variants) < MAX_VARIANTS:
+        variants.append({"name": "", "body": "", "weight": ""})
+    return render_template(
+        "web/campaign_form.html",
+        campaign=campaign,
+        values=values,
+        variants=variants,
+        segments=segments,
+        channels=CHANNELS,
+        time_zones=_time_zones(),
+        names=NAMES,
+        default_senders={
+            "sms": settings.twilio_from_number or "",
+            "whatsapp": settings.twilio_whatsapp_from or "",
+        },
+        **extra,
+    )
+
+
+@web.get("/campaigns/new")
+@page(MARKETING)
+def campaign_new(*, session: Session):  # type: ignore[no-untyped-def]
+    return _composer(session, None, _composer_values(None))
+
+
+@web.post("/campaigns/new")
+@page(MARKETING)
+def campaign_create(*, session: Session):  # type: ignore[no-untyped-def]
+    try:
+        campaign = create_campaign(session, campaign_data(request.form), g.user)
+    except ValueError as exc:
+        session.rollback()
+        return _composer(session, None, _posted_values(request.form), error=str(exc)), 422
+    flash(
+        f"Campaign “{campaign.name}” saved as a draft: check the preview, then launch.", "success"
+    )
+    return redirect(url_for("web.campaign", campaign_id=campaign.id))
+
+
+@web.get("/campaigns/<id:campaign_id>/edit")
+@page(MARKETING)
+def campaign_edit(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    campaign = _campaign(session, campaign_id)
+    if campaign.status not in EDITABLE:
+        flash(f"Campaign is {campaign.status}: it cannot be edited.", "error")
+        return redirect(url_for("web.campaign", campaign_id=campaign_id))
+    return _composer(session, campaign, _composer_values(campaign))
+
+
+@web.post("/campaigns/<id:campaign_id>/edit")
+@page(MARKETING)
+def campaign_update(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    campaign = _campaign(session, campaign_id)
+    try:
+        apply_fields(session, campaign, campaign_data(request.form))
+        session.flush()
+    except ValueError as exc:
+        session.rollback()  # apply_fields may have set some fields before refusing
+        campaign = _campaign(session, campaign_id)
+        return _composer(session, campaign, _posted_values(request.form), error=str(exc)), 422
+    flash("Campaign saved.", "success")
+    return redirect(url_for("web.campaign", campaign_id=campaign_id))
+
+
+# --- campaign page, preview, actions ------------------------------------------------------
+
+
+def _progress_view(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """The API's progress figures, and what the bar shows: recipients handled of all."""
+    figures = progress(session, campaign)
+    handled = figures["sent"] + figures["failed"] + figures["skipped"]
+    total = figures["total"]
+    finished = campaign.status not in ACTIVE
+    # Nobody to send to: done at once, a full bar.
+    percent = handled * 100 // total if total else (100 if finished else 0)
+    return {
+        "figures": figures,
+        "handled": handled,
+        "total": total,
+        "percent": percent,
+        "polling": not finished,
+    }
+
+
+@web.get("/campaigns/<id:campaign_id>")
+@page(MARKETING)
+def campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    found = _campaign(session, campaign_id)
+    chosen = session.get(Segment, found.segment_id) if found.segment_id else None
+    launched = found.launched_at is not None
+    inline_preview = None
+    if not launched and request.args.get("preview"):
+        inline_preview = _preview(session, found)  # without JS: computed in the page
+    # The progress counts every recipient (and joins their messages' delivery status): it
+    # loads after the page, and in the page only for a browser without JavaScript.
+    run = _progress_view(session, found) if launched and request.args.get("progress") else None
+    return render_template(
+        "web/campaign.html",
+        campaign=found,
+        segment=chosen,
+        editable=found.status in EDITABLE,
+        launched=launched,
+        run=run,
+        inline_preview=inline_preview,
+        why=EXCLUSION_WHY,
+    )
+
+
+def _preview(session: Session, campaign: Campaign) -> dict[str, Any]:
+    try:
+        preview = build_preview(session, campaign)
+    except ValueError as exc:  # CampaignError, SegmentError...: no segment, no message yet
+        return {"preview": None, "error": str(exc), "culprits": []}
+    culprits = [
+        {**entry, "code": " ".join(f"U+{ord(c):04X}" for c in entry["character"])}
+        for entry in preview.ucs2_characters.values()
+    ]
+    return {"preview": preview, "error": None, "culprits": culprits}
+
+
+@web.get("/campaigns/<id:campaign_id>/preview")
+@page(MARKETING)
+def campaign_preview(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    """Rendered samples, parts, cost and exclusions with reasons (``preview_campaign``): loaded
+    after the page, since it renders every recipient's message."""
+    found = _campaign(session, campaign_id)
+    if not request.headers.get("HX-Request"):
+        return redirect(url_for("web.campaign", campaign_id=campaign_id, preview=1))
+    return render_template(
+        "web/campaign_preview.html", campaign=found, why=EXCLUSION_WHY, **_preview(session, found)
+    )
+
+
+@web.get("/campaigns/<id:campaign_id>/progress")
+@page(MARKETING)
+def campaign_progress(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    """Polled every second while the campaign moves; the answer for a finished campaign has no
+    trigger, so polling stops."""
+    found = _campaign(session, campaign_id)
+    if found.launched_at is None:  # its launch went back to draft (e.g. segment deleted)
+        if request.headers.get("HX-Request"):
+            return "", 200, {"HX-Refresh": "true"}
+        return redirect(url_for("web.campaign", campaign_id=campaign_id))
+    return render_template(
+        "web/campaign_progress.html",
+        campaign=found,
+        run=_progress_view(session, found),
+        why=EXCLUSION_WHY,
+    )
+
+
+@web.post("/campaigns/<id:campaign_id>/launch")
+@page(MARKETING)
+def campaign_launch(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    """Queue the launch (status ``launching``); a worker writes the recipients and sends."""
+    found = _campaign(session, campaign_id)
+    back = url_for("web.campaign", campaign_id=campaign_id)
+    try:
+        request_launch(session, found)
+        session.flush()
+    except ValueError as exc:
+        return _refused(session, exc, back)
+    when = "at the scheduled time" if found.send_at else "as soon as a worker has the recipients"
+    quiet = " (outside quiet hours)" if found.quiet_start else ""
+    flash(f"Launch queued: sending starts {when}{quiet}.", "success")
+    return redirect(back)
+
+
+def _action(campaign_id: int, session: Session, act: Any, done: str):  # type: ignore[no-untyped-def]
+    found = _campaign(session, campaign_id)
+    back = url_for("web.campaign", campaign_id=campaign_id)
+    try:
+        act(session, found)
+        session.flush()
+    except ValueError as exc:
+        return _refused(session, exc, back)
+    flash(done, "success")
+    return redirect(back)
+
+
+@web.post("/campaigns/<id:campaign_id>/pause")
+@page(MARKETING)
+def campaign_pause(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    return _action(campaign_id, session, pause, "Paused: nothing pending is lost.")
+
+
+@web.post("/campaigns/<id:campaign_id>/resume")
+@page(MARKETING)
+def campaign_resume(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    return _action(campaign_id, session, resume, "Resumed.")
+
+
+@web.post("/campaigns/<id:campaign_id>/cancel")
+@page(MARKETING)
+def campaign_cancel(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    return _action(campaign_id, session, cancel, "Cancelled: pending messages will not be sent.")
+
+
+@web.post("/campaigns/<id:campaign_id>/delete")
+@page(MARKETING)
+def campaign_delete(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    """Only a draft or scheduled campaign: a launched one is kept for its results (the API's
+    rule)."""
+    found = _campaign(session, campaign_id)
+    if found.status not in EDITABLE:
+        return _refused(
+            session,
+            CampaignError(f"campaign {campaign_id} is {found.status}: it is kept for its results"),
+            url_for("web.campaign", campaign_id=campaign_id),
+        )
+    session.delete(found)
+    flash(f"Campaign “{found.name}” deleted.", "success")
+    return redirect(url_for("web.campaigns"))
+
+
+# --- results ------------------------------------------------------------------------------
+
+METRICS = (
+    ("sent", "Sent"),
+    ("delivered", "Delivered"),
+    ("replied", "Replied"),
+    ("opted_out", "Opted out"),
+    ("handoffs", "Handoffs"),
+)
+
+
+def bars(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """One bar per figure, as a share of the messages sent."""
+    sent = figures["sent"]
+    return [
+        {
+            "key": key,
+            "label": label,
+            "count": figures[key],
+            "share": figures[key] / sent if sent else 0.0,
+        }
+        for key, label in METRICS
+    ]
+
+
+@web.get("/campaigns/<id:campaign_id>/results")
+@page(MARKETING)
+def campaign_results(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
+    found = _campaign(session, campaign_id)
+    figures = results(session, found)
+    return render_template(
+        "web/campaign_results.html",
+        campaign=found,
+        figures=figures,
+        overall=bars(figures),
+        variants=[{"name": v["name"], "figures": v, "bars": bars(v)} for v in figures["variants"]],
+        metrics=METRICS,
+    )

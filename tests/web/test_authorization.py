@@ -28,6 +28,7 @@ RULES: list[tuple[str, str, set[Role]]] = [
     ("*", r"^/admin\b", {ADMIN}),
     ("GET", r"^/(contacts|pipeline)\b", EVERYONE),
     ("POST", r"^/(contacts|deals)\b", WORKERS),
+    ("GET", r"^/deals/\d+/lost$", WORKERS),
 ]
 
 
