@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run worker test lint format bench clean vendor
+.PHONY: install run worker test lint format bench clean vendor demo
 
 $(STAMP): pyproject.toml
 	@# The browser tests drive Debian's Chromium; install it from the system packages if missing.
@@ -19,6 +19,9 @@ install: $(STAMP)
 
 run: $(STAMP)  ## web + worker + embedded Redis + SQLite, with demo data
 	$(BIN)/crm run
+
+demo: $(STAMP)  ## seed demo data into an empty database and print the sign-in details
+	$(BIN)/crm demo
 
 worker: $(STAMP)
 	$(BIN)/crm worker

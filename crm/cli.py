@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from flask.cli import FlaskGroup
@@ -17,6 +18,9 @@ from crm.app import create_app
 from crm.migrate import upgrade
 from crm.runtime import Runtime, build_runtime
 from crm.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from crm.demo import DemoCredentials
 
 
 def _settings() -> Settings:
@@ -47,7 +51,7 @@ def main() -> None:
 @click.option("--demo/--no-demo", default=True, help="Seed demo data into an empty database.")
 def run_command(host: str, port: int, worker: bool, demo: bool) -> None:
     """Development: migrate, seed demo data, serve the web app and run a worker."""
-    from crm.demo import seed
+    from crm.demo import DemoError, is_empty, seed
     from crm.redis_conn import embedded_url
 
     settings = _settings()
@@ -62,22 +66,16 @@ def run_command(host: str, port: int, worker: bool, demo: bool) -> None:
     runtime = build_runtime(settings)
     if demo:
         with runtime.session() as session:
-            creds = seed(
-                session=session, default_region=settings.default_region, texts=runtime.reply_texts
-            )
-        if creds:
-            path = settings.instance_path / "demo-credentials.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(
-                f"email={creds.email}\npassword={creds.password}\ntoken={creds.token}\n"
-                f"rep_email={creds.rep_email}\nrep_token={creds.rep_token}\n"
-            )
-            path.chmod(0o600)
-            click.echo(f"Demo data seeded. Sign-in and API token saved to {path} (shown once):")
-            click.echo(
-                f"  admin: {creds.email}\n  password: {creds.password}\n  token: {creds.token}\n"
-                f"  rep: {creds.rep_email} (same password)\n  rep token: {creds.rep_token}"
-            )
+            empty = is_empty(session)
+        if empty:
+            click.echo("Empty database: seeding the demo (a minute at most)...")
+            try:
+                creds = seed(runtime)
+            except DemoError as exc:
+                click.echo(f"Demo not seeded: {exc} (crm demo --reset starts over)", err=True)
+                creds = None
+            if creds:
+                _show_demo_credentials(creds, settings)
     if not settings.twilio_configured:
         click.echo(
             "No Twilio credentials: outbound messages are recorded by the sandbox adapter; "
@@ -93,6 +91,65 @@ def run_command(host: str, port: int, worker: bool, demo: bool) -> None:
         if child is not None:
             child.terminate()
             child.wait(timeout=15)
+
+
+def _show_demo_credentials(creds: DemoCredentials, settings: Settings) -> None:
+    """Print the demo's sign-in details once, and keep them in the instance folder."""
+    path = settings.instance_path / "demo-credentials.txt"
+    creds.write(path)
+    click.echo(f"Demo data seeded in {creds.seconds:.0f} s. Sign in at /login as:")
+    for role, email, name in creds.users:
+        click.echo(f"  {role:<9} {email:<22} {name}")
+    click.echo(f"  password  {creds.password}  (the same for all of them)")
+    click.echo(f"  API token {creds.token}  (the admin's)")
+    click.echo(f"Saved to {path} (readable by you only).")
+
+
+@cli.command("demo", with_appcontext=False)
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Delete everything in the database first (refused in production).",
+)
+def demo_command(reset: bool) -> None:
+    """Seed a realistic demo: Sunrise Solar's month of customers, deals and a campaign.
+
+    Migrates first, like `crm run`. Goes only into an empty database (no users, no contacts);
+    with --reset it empties the database first. Prints the sign-in details: four users (admin,
+    marketer, two reps) sharing one generated password. Nothing is sent to any provider.
+    """
+    from crm.demo import DemoError, is_empty, seed
+    from crm.demo import reset as empty_database
+    from crm.redis_conn import embedded_url
+
+    settings = _settings()
+    if settings.production:
+        raise click.ClickException("crm demo is for development: CRM_ENV is production")
+    if not settings.redis_url:
+        settings = settings.with_overrides(redis_url=embedded_url(settings.instance_path))
+    if settings.database_url.startswith("sqlite"):
+        settings.instance_path.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    runtime = build_runtime(settings)
+    try:
+        if reset:
+            empty_database(runtime)
+            click.echo("Database emptied.")
+        with runtime.session() as session:
+            if not is_empty(session):
+                raise click.ClickException(
+                    "the database already has users or contacts; the demo goes only into an "
+                    "empty one (crm demo --reset empties it first)"
+                )
+        click.echo("Seeding the demo (the model reads every message; a minute at most)...")
+        creds = seed(runtime)
+        if creds is None:  # someone else seeded it meanwhile
+            raise click.ClickException("the database is no longer empty; nothing seeded")
+        _show_demo_credentials(creds, settings)
+    except DemoError as exc:
+        raise click.ClickException(f"demo failed: {exc} (crm demo --reset starts over)") from None
+    finally:
+        runtime.close()
 
 
 @cli.command("worker", with_appcontext=False)
