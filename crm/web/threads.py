@@ -131,13 +131,15 @@ def rows_for(session: Session, conversations: list[Conversation]) -> list[Row]:
         .order_by(Identity.id)
     ):
         phones.setdefault(contact_id, value)
-    # The newest message of each thread: one correlated subquery per row, each a short walk
-    # down the timeline index (contact_id, created_at, id).
+    # The newest message of each thread from the customer or a person on the team (the bot's
+    # automatic answers say nothing a rep needs): one correlated subquery per row, each a
+    # short walk down the timeline index (contact_id, created_at, id).
     latest = (
         select(Interaction.id)
         .where(
             Interaction.contact_id == Conversation.contact_id,
             Interaction.channel == Conversation.channel,
+            or_(Interaction.direction == "inbound", Interaction.author_id.is_not(None)),
         )
         .order_by(Interaction.created_at.desc(), Interaction.id.desc())
         .limit(1)

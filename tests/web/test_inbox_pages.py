@@ -50,8 +50,8 @@ def test_inbound_message_shows_in_the_unassigned_view_with_its_signals(
     _inbound(webhooks, "How much is the solar lamp? I want to buy two today")
     run_jobs(runtime)  # enrichment opens the thread and reads sentiment and intent
     html = rep.get("/inbox?view=unassigned").get_data(as_text=True)
-    # The newest message is the bot's welcome to a new contact, labelled as the bot's.
-    assert "Bot: Thanks for your message!" in html
+    # The row shows the customer's words, not the bot's automatic welcome that followed.
+    assert "How much is the solar lamp?" in html and "Thanks for your message" not in html
     assert 'class="thread unread' in html
     assert re.search(r'chip-intent" title="Intent">(pricing|purchase)<', html)
     assert "chan-sms" in html
