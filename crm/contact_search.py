@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from crm.access import visible_contacts
 from crm.models import Contact, ContactTag, Direction, Identity, Interaction, LifecycleStage, User
+from crm.segments import SegmentFilters, conditions
 
 MAX_PAGE = 200
 
@@ -29,6 +30,9 @@ class ContactFilters:
     channel: str | None = None  # wrote to us on this channel
     search: str | None = None  # name contains, or phone contains (3+ digits)
     include_merged: bool = False
+    # A saved segment's filters (crm.segments), resolved by the caller: every segment filter
+    # (consent, sentiment, countries, attributes...) on top of the list's own.
+    segment: SegmentFilters | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> ContactFilters:
@@ -65,6 +69,8 @@ def contacts_query(user: User, filters: ContactFilters) -> Select[tuple[Contact]
     query = select(Contact).where(visible_contacts(user))
     if not filters.include_merged:
         query = query.where(Contact.merged_into_id.is_(None))
+    if filters.segment is not None:
+        query = query.where(*conditions(filters.segment))
     if filters.stages:
         query = query.where(Contact.lifecycle_stage.in_(filters.stages))
     if filters.score_min is not None:
@@ -93,15 +99,15 @@ def contacts_query(user: User, filters: ContactFilters) -> Select[tuple[Contact]
         # A number as people type it: local ("024 100 0003") or international, in part.
         digits = "".join(ch for ch in filters.search if ch.isdigit()).lstrip("0")
         by_name = Contact.name.ilike(f"%{_escape(filters.search)}%", escape="\\")
-        conditions = [by_name]
+        matches = [by_name]
         if len(digits) >= 3:
-            conditions.append(
+            matches.append(
                 exists().where(
                     Identity.contact_id == Contact.id,
                     Identity.value.like(f"%{digits}%"),
                 )
             )
-        query = query.where(or_(*conditions))
+        query = query.where(or_(*matches))
     return query
 
 

@@ -544,6 +544,25 @@ def load(
     )
 
 
+WARM_EVERY = 60  # seconds: how often a worker fills the cache's missing days
+
+
+def warm(session: Session, store: redis.Redis) -> bool:
+    """Count and cache the closed days of the longest range that the cache lacks, so the
+    first dashboard view after a day rolls over (or after Redis lost its data) is as quick as
+    the next. Workers call this from their sweeper; one of them per ``WARM_EVERY`` does the
+    work. Returns whether this call did it."""
+    try:
+        if not store.set(f"{CACHE_PREFIX}:warming", 1, nx=True, ex=WARM_EVERY):
+            return False
+    except redis.RedisError:
+        return False
+    win = window(max(RANGES))
+    per_day(store, "inbound", win, _bound(session, inbound_counts))
+    per_day(store, "ussd", win, _bound(session, ussd_counts))
+    return True
+
+
 def _bound(
     session: Session, count: Callable[[Session, datetime, datetime], dict[date, DayValues]]
 ) -> Compute:

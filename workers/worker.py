@@ -15,7 +15,7 @@ from collections.abc import Callable
 import redis
 from rq import SimpleWorker
 
-from crm import log_redaction, outbox
+from crm import dashboard_stats, log_redaction, outbox
 from crm.conversations import wake_snoozed
 from crm.runtime import Runtime
 from crm.ussd import close_stale_sessions
@@ -34,11 +34,13 @@ def relay_once(runtime: Runtime, *, block_seconds: float = 0) -> int:
 
 
 def sweep_once(runtime: Runtime) -> int:
-    """Enqueue outbox rows Redis missed, close USSD sessions the gateway never ended, and
-    reopen conversations whose snooze ran out."""
+    """Enqueue outbox rows Redis missed, close USSD sessions the gateway never ended, reopen
+    conversations whose snooze ran out, and keep the dashboard's daily counts cached."""
     with runtime.session() as session:
         close_stale_sessions(session=session, ttl_seconds=runtime.settings.ussd_session_ttl)
         wake_snoozed(session)
+    with runtime.session() as session:
+        dashboard_stats.warm(session, runtime.redis)
     with runtime.session() as session:
         return outbox.sweep(
             session=session,

@@ -8,6 +8,7 @@ another rep's contact, marketers read only.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,16 +37,18 @@ from crm.models import (
     Interaction,
     LifecycleStage,
     Role,
+    Segment,
     User,
 )
 from crm.scoring import current_score, explain, load_rules
+from crm.segments import parse_filters
 from crm.timeline import read_timeline
 from crm.web import web
 from crm.web.auth import ALL_ROLES, WORKERS, page
 from crm.web.pipeline import visible_deals
 
 PAGE_SIZE = 50
-FILTERS = ("q", "stage", "score_min", "score_max", "owner", "tag", "channel")
+FILTERS = ("q", "stage", "score_min", "score_max", "owner", "tag", "channel", "segment")
 # Channels a contact writes to us on (the list's channel filter) and is asked consent for.
 CHANNELS = (Channel.SMS, Channel.WHATSAPP, Channel.VOICE, Channel.USSD)
 CONSENT_CHANNELS = (Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
@@ -72,6 +75,12 @@ def contacts(*, session: Session):  # type: ignore[no-untyped-def]
     status = 200
     try:
         filters = ContactFilters.from_args(request.args)
+        segment_id = query_id(request.args.get("segment"), "segment")
+        if segment_id is not None:
+            segment = session.get(Segment, segment_id)
+            if segment is None:
+                raise FilterError(f"no segment {segment_id}")
+            filters = dataclasses.replace(filters, segment=parse_filters(segment.filters))
         after = query_id(request.args.get("cursor"), "cursor")
         rows, next_cursor = list_contacts(session, g.user, filters, limit=PAGE_SIZE, after=after)
     except FilterError as exc:
@@ -84,6 +93,7 @@ def contacts(*, session: Session):  # type: ignore[no-untyped-def]
         args=args,
         filtered=bool(kept),
         owners=_names(session, (c.owner_id for c in rows)),
+        segments=session.scalars(select(Segment).order_by(Segment.name).limit(100)).all(),
         stages=list(LifecycleStage),
         channels=CHANNELS,
         paged=bool(request.args.get("cursor")),

@@ -269,6 +269,22 @@ def test_closed_days_are_counted_once_then_read_from_redis(runtime: Runtime, web
     assert load(runtime, 7).inbound.trend[-1].positive == 2
 
 
+def test_the_worker_sweeper_fills_the_cache_once_a_minute(runtime: Runtime, webhooks: Webhooks):
+    from workers.worker import sweep_once
+
+    inbound_messages(runtime, webhooks, ["late"], days_ago=40)
+    win = stats.window(90)
+    day = win.today - timedelta(days=40)
+    key = f"{stats.CACHE_PREFIX}:inbound:{day.isoformat()}"
+    assert runtime.redis.get(key) is None
+    sweep_once(runtime)  # what every worker runs every 10 s
+    assert json.loads(runtime.redis.get(key)) == {"sms": {"negative": 1}}
+    ussd_days = runtime.redis.keys(f"{stats.CACHE_PREFIX}:ussd:*")
+    assert len(ussd_days) == len(win.dates) - 1  # every closed day of the longest range
+    with runtime.session() as session:
+        assert stats.warm(session, runtime.redis) is False  # another ran it this minute
+
+
 def test_without_redis_every_day_is_counted(runtime: Runtime, webhooks: Webhooks):
     inbound_messages(runtime, webhooks, ["late"], days_ago=3)
     with runtime.session() as session:

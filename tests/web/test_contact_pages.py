@@ -335,3 +335,32 @@ def test_a_new_deal_opens_from_the_contact_page(web_as, runtime: Runtime, contac
         assert words in html(rep.get(f"/contacts/{contact_id}")), bad
     with runtime.session() as session:
         assert len(session.scalars(select(Deal)).all()) == 1
+
+
+def test_contacts_list_filters_by_a_saved_segment(web_as, runtime):
+    """The list takes every segment filter through a saved segment (here: consent and a
+    country), on top of its own filters."""
+    from crm.consent import set_consent
+    from crm.contacts import resolve_by_phone
+    from crm.models import ConsentStatus, Segment
+
+    marketer = web_as("marketer")
+    with runtime.session() as session:
+        for phone, name in [("+233241110001", "Ama Ghana"), ("+254711110002", "Wanjiru Kenya")]:
+            contact = resolve_by_phone(session=session, e164=phone, name=name, channel="sms").contact
+            set_consent(
+                session=session,
+                contact=contact,
+                channel="sms",
+                status=ConsentStatus.OPTED_IN,
+                source="test",
+            )
+        segment = Segment(
+            name="Ghana SMS", filters={"countries": ["GH"], "consent": {"sms": "opted_in"}}
+        )
+        session.add(segment)
+        session.flush()
+        segment_id = segment.id
+    html = marketer.get(f"/contacts?segment={segment_id}").get_data(as_text=True)
+    assert "Ama Ghana" in html and "Wanjiru Kenya" not in html
+    assert marketer.get("/contacts?segment=999999").status_code == 400
