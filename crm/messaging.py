@@ -10,7 +10,7 @@ sending it again.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -71,7 +71,8 @@ def _recipient(
     return numbers[0]
 
 
-def in_whatsapp_window(session: Session, contact_id: int) -> bool:
+def whatsapp_window_closes(session: Session, contact_id: int) -> datetime | None:
+    """When WhatsApp's 24-hour customer-service window closes, or None if it is closed."""
     last_inbound = session.scalar(
         select(Interaction.created_at)
         .where(
@@ -82,7 +83,12 @@ def in_whatsapp_window(session: Session, contact_id: int) -> bool:
         .order_by(Interaction.created_at.desc())
         .limit(1)
     )
-    return last_inbound is not None and utcnow() - last_inbound < WHATSAPP_WINDOW
+    closes = last_inbound + WHATSAPP_WINDOW if last_inbound is not None else None
+    return closes if closes is not None and closes > utcnow() else None
+
+
+def in_whatsapp_window(session: Session, contact_id: int) -> bool:
+    return whatsapp_window_closes(session, contact_id) is not None
 
 
 def queue_message(

@@ -7,7 +7,7 @@ a flashed message (or, for htmx, the reason in the fragment), never a half-done 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -28,10 +28,10 @@ from crm.handoffs import (
 )
 from crm.messaging import (
     MAX_BODY_CHARS,
-    WHATSAPP_WINDOW,
     SendRefused,
     provider_for,
     queue_message,
+    whatsapp_window_closes,
 )
 from crm.models import (
     Contact,
@@ -84,22 +84,6 @@ def _changeable(session: Session, conversation: Conversation) -> Contact:
 
 def _back(conversation_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("web.conversation", conversation_id=conversation_id))
-
-
-def _window_closes(session: Session, contact_id: int) -> datetime | None:
-    """When WhatsApp's 24-hour window closes; None when it is closed."""
-    last = session.scalar(
-        select(Interaction.created_at)
-        .where(
-            Interaction.contact_id == contact_id,
-            Interaction.channel == "whatsapp",
-            Interaction.direction == Direction.INBOUND.value,
-        )
-        .order_by(Interaction.created_at.desc())
-        .limit(1)
-    )
-    closes = last + WHATSAPP_WINDOW if last else None
-    return closes if closes and closes > utcnow() else None
 
 
 def _authors(session: Session, entries: list[Interaction]) -> dict[int, str]:
@@ -174,7 +158,7 @@ def conversation(conversation_id: int, *, session: Session):  # type: ignore[no-
         handoff=handoff,
         consent=consent_status(session, contact.id, thread.channel),
         window_closes=(
-            _window_closes(session, contact.id) if thread.channel == "whatsapp" else None
+            whatsapp_window_closes(session, contact.id) if thread.channel == "whatsapp" else None
         ),
         canned=[(r.title, fill_canned(r, contact)) for r in library.canned],
         templates=library.templates,
