@@ -48,6 +48,7 @@ from crm.web import (  # noqa: E402
     dashboard,
     inbox,
     pipeline,
+    segment_pages,
 )
 
 __all__ = [
@@ -60,5 +61,6 @@ __all__ = [
     "inbox",
     "init_app",
     "pipeline",
+    "segment_pages",
     "web",
 ]

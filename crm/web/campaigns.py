@@ -1,5 +1,5 @@
-"""Campaign pages: segment builder with a live count, composer, preview, launch, live progress
-and results.
+"""Campaign pages: the list, composer, preview, launch, live progress and results (the segment
+builder is ``crm.web.segment_pages``).
 
 Every action calls the service the JSON API calls (``crm.api.campaigns``) with the same
 checks; this module only turns form fields into the API's JSON shapes and back. A refused
@@ -9,9 +9,8 @@ reason: a flashed error and a redirect, or the form again with status 422.
 
 from __future__ import annotations
 
-import functools
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
@@ -28,14 +27,19 @@ from crm.models import (
     Campaign,
     CampaignRecipient,
     CampaignStatus,
-    LifecycleStage,
     RecipientState,
     Segment,
 )
-from crm.segments import CHANNELS as CONSENT_CHANNELS
-from crm.segments import CONSENT_VALUES, SENTIMENTS, SegmentError, count, parse_filters
 from crm.web import web
 from crm.web.auth import MARKETING, page
+from crm.web.form_fields import (
+    cursor_arg,
+    int_or_raw,
+    local_input,
+    pairs,
+    refused,
+    time_zones,
+)
 
 PAGE_SIZE = 25
 SEGMENTS_SHOWN = 50
@@ -66,244 +70,6 @@ def _campaign(session: Session, campaign_id: int) -> Campaign:
     return campaign
 
 
-def _segment(session: Session, segment_id: int) -> Segment:
-    segment = session.get(Segment, segment_id)
-    if segment is None:
-        abort(404, f"Segment {segment_id} not found.")
-    return segment
-
-
-def _refused(session: Session, exc: ValueError, target: str):  # type: ignore[no-untyped-def]
-    """A service said no: undo what it had set, say why, go back."""
-    session.rollback()
-    flash(str(exc), "error")
-    return redirect(target)
-
-
-def _cursor(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 2**31 else None
-
-
-def _int_or_raw(value: str) -> int | str:
-    """An integer when it is one (and one a database column can hold); otherwise the text, for
-    the service to refuse with its reason."""
-    try:
-        number = int(value)
-    except ValueError:
-        return value
-    return number if -(2**63) < number < 2**63 else value
-
-
-def _pairs(text: str, what: str, error: type[ValueError]) -> dict[str, str]:
-    """``name=value`` lines (blank lines skipped)."""
-    pairs = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        name, sep, value = line.partition("=")
-        if not sep or not name.strip():
-            raise error(f"{what}: write one name=value per line ({line.strip()!r})")
-        pairs[name.strip()] = value.strip()
-    return pairs
-
-
-def _csv(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def _utc(value: str) -> str:
-    """A ``datetime-local`` value (no offset) read as UTC; anything else is passed on for the
-    service to judge."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
-
-
-def _local_input(value: Any, zone: str = "UTC") -> str:
-    """An ISO time as a ``datetime-local`` value in ``zone``."""
-    if not value:
-        return ""
-    try:
-        parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(zoneinfo.ZoneInfo(zone))
-    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        return ""
-    return parsed.strftime("%Y-%m-%dT%H:%M")
-
-
-@functools.cache
-def _time_zones() -> list[str]:
-    return sorted(zoneinfo.available_timezones())
-
-
-# --- segments: form <-> filters -----------------------------------------------------------
-
-
-def filters_from_form(form: MultiDict[str, str]) -> dict[str, Any]:
-    """The builder's fields as ``crm.segments`` filters (a JSON object, as the API takes)."""
-    filters: dict[str, Any] = {}
-    for name in ("stages", "sentiment"):
-        if values := form.getlist(name):
-            filters[name] = values
-    for name in ("score_min", "score_max"):
-        if value := form.get(name, "").strip():
-            filters[name] = _int_or_raw(value)
-    for name in ("tags", "exclude_tags", "countries"):
-        if values := _csv(form.get(name, "")):
-            filters[name] = values
-    consent = {
-        channel: form[f"consent_{channel}"]
-        for channel in CONSENT_CHANNELS
-        if form.get(f"consent_{channel}")
-    }
-    if consent:
-        filters["consent"] = consent
-    for name in ("last_inbound_after", "last_inbound_before"):
-        if value := form.get(name, "").strip():
-            filters[name] = _utc(value)
-    attributes: dict[str, Any] = {}
-    for name, value in _pairs(form.get("attributes", ""), "attributes", SegmentError).items():
-        attributes[name] = {"true": True, "false": False}.get(value.lower(), value)
-    if attributes:
-        filters["attributes"] = attributes
-    return filters
-
-
-def form_from_filters(filters: dict[str, Any]) -> dict[str, Any]:
-    """Saved filters as the builder's field values."""
-    consent = filters.get("consent") or {}
-    attributes = filters.get("attributes") or {}
-    return {
-        "stages": list(filters.get("stages") or []),
-        "sentiment": list(filters.get("sentiment") or []),
-        "score_min": "" if filters.get("score_min") is None else filters["score_min"],
-        "score_max": "" if filters.get("score_max") is None else filters["score_max"],
-        "tags": ", ".join(filters.get("tags") or []),
-        "exclude_tags": ", ".join(filters.get("exclude_tags") or []),
-        "countries": ", ".join(filters.get("countries") or []),
-        **{f"consent_{channel}": consent.get(channel, "") for channel in CONSENT_CHANNELS},
-        "last_inbound_after": _local_input(filters.get("last_inbound_after")),
-        "last_inbound_before": _local_input(filters.get("last_inbound_before")),
-        "attributes": "\n".join(
-            f"{name}={str(value).lower() if isinstance(value, bool) else value}"
-            for name, value in attributes.items()
-        ),
-    }
-
-
-def _builder(segment: Segment | None, values: dict[str, Any], name: str, **extra: Any) -> str:
-    return render_template(
-        "web/segment_form.html",
-        segment=segment,
-        values=values,
-        name=name,
-        stages=list(LifecycleStage),
-        sentiments=SENTIMENTS,
-        consent_channels=CONSENT_CHANNELS,
-        consent_values=CONSENT_VALUES,
-        **extra,
-    )
-
-
-def _live_count(session: Session, raw: dict[str, Any]) -> tuple[int | None, str | None]:
-    try:
-        return count(session, parse_filters(raw)), None
-    except SegmentError as exc:
-        return None, str(exc)
-
-
-def _save_segment(session: Session, segment: Segment | None):  # type: ignore[no-untyped-def]
-    """Create or update from the builder's form: the API's checks (name, then filters)."""
-    name = request.form.get("name", "")
-    try:
-        filters = filters_from_form(request.form)
-        if not name.strip() or len(name) > 200:
-            raise CampaignError("name is required, at most 200 characters")
-        parse_filters(filters)  # raises SegmentError with the reason
-    except ValueError as exc:
-        session.rollback()
-        shown = _builder(segment, _flat(request.form), name, error=str(exc), count_error=str(exc))
-        return shown, 422
-    if segment is None:
-        segment = Segment(name="", filters={}, created_by=g.user.id)
-        session.add(segment)
-    segment.name = name.strip()
-    segment.filters = filters
-    session.flush()
-    flash(f"Segment “{segment.name}” saved.", "success")
-    return redirect(url_for("web.segment", segment_id=segment.id))
-
-
-def _flat(form: MultiDict[str, str]) -> dict[str, Any]:
-    """A posted form as the builder's values: lists for the multi-choice fields."""
-    values: dict[str, Any] = {key: form.get(key, "") for key in form}
-    values["stages"] = form.getlist("stages")
-    values["sentiment"] = form.getlist("sentiment")
-    return values
-
-
-@web.get("/segments/new")
-@page(MARKETING)
-def segment_new(*, session: Session):  # type: ignore[no-untyped-def]
-    size, error = _live_count(session, {})
-    return _builder(None, form_from_filters({}), "", size=size, count_error=error)
-
-
-@web.post("/segments/new")
-@page(MARKETING)
-def segment_create(*, session: Session):  # type: ignore[no-untyped-def]
-    return _save_segment(session, None)
-
-
-@web.get("/segments/<id:segment_id>")
-@page(MARKETING)
-def segment(segment_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    found = _segment(session, segment_id)
-    size, error = _live_count(session, found.filters)
-    return _builder(
-        found, form_from_filters(found.filters), found.name, size=size, count_error=error
-    )
-
-
-@web.post("/segments/<id:segment_id>")
-@page(MARKETING)
-def segment_update(segment_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    return _save_segment(session, _segment(session, segment_id))
-
-
-@web.post("/segments/<id:segment_id>/delete")
-@page(MARKETING)
-def segment_delete(segment_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    found = _segment(session, segment_id)
-    session.delete(found)
-    flash(f"Segment “{found.name}” deleted.", "success")
-    return redirect(url_for("web.campaigns"))
-
-
-@web.post("/segments/count")
-@page(MARKETING)
-def segment_count(*, session: Session):  # type: ignore[no-untyped-def]
-    """The live count for the filters being composed (not saved), or why they cannot be used.
-    Answered 200 either way: the reason is the answer, shown in place of the count."""
-    try:
-        size, error = _live_count(session, filters_from_form(request.form))
-    except SegmentError as exc:
-        size, error = None, str(exc)
-    return render_template("web/segment_count.html", size=size, count_error=error)
-
-
-@web.get("/segments/<id:segment_id>/count")
-@page(MARKETING)
-def segment_size(segment_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    """A saved segment's size, loaded after the list so the list itself stays quick."""
-    size, error = _live_count(session, _segment(session, segment_id).filters)
-    return render_template("web/segment_size.html", size=size, count_error=error)
-
-
 # --- campaigns list -----------------------------------------------------------------------
 
 
@@ -313,7 +79,7 @@ def campaigns(*, session: Session):  # type: ignore[no-untyped-def]
     """Newest first, keyset-paged by id. Each launched campaign's progress cell loads after
     the page (``campaign_row_progress``): counting a page of campaigns' recipients at once is
     half a million rows with 25 campaigns of 20,000."""
-    before = _cursor("before")
+    before = cursor_arg("before")
     query = select(Campaign).order_by(Campaign.id.desc()).limit(PAGE_SIZE + 1)
     if before:
         query = query.where(Campaign.id < before)
@@ -325,7 +91,7 @@ def campaigns(*, session: Session):  # type: ignore[no-untyped-def]
     if segment_ids:
         found = select(Segment.id, Segment.name).where(Segment.id.in_(segment_ids))
         segment_names = {row.id: row.name for row in session.execute(found)}
-    segments_before = _cursor("segments_before")
+    segments_before = cursor_arg("segments_before")
     segment_query = select(Segment).order_by(Segment.id.desc()).limit(SEGMENTS_SHOWN + 1)
     if segments_before:
         segment_query = segment_query.where(Segment.id < segments_before)
@@ -378,8 +144,8 @@ def campaign_data(form: MultiDict[str, str]) -> dict[str, Any]:
         "quiet_end": form.get("quiet_end", "").strip() or None,
     }
     segment_id = form.get("segment_id", "").strip()
-    data["segment_id"] = _int_or_raw(segment_id) if segment_id else None
-    data["content_variables"] = _pairs(
+    data["segment_id"] = int_or_raw(segment_id) if segment_id else None
+    data["content_variables"] = pairs(
         form.get("content_variables", ""), "template variables", CampaignError
     )
     rows = []
@@ -389,7 +155,7 @@ def campaign_data(form: MultiDict[str, str]) -> dict[str, Any]:
             continue  # an unused A/B row
         row: dict[str, Any] = {"name": form.get(f"variant_name_{i}", "").strip(), "body": body}
         if weight := form.get(f"variant_weight_{i}", "").strip():
-            row["weight"] = _int_or_raw(weight)
+            row["weight"] = int_or_raw(weight)
         rows.append(row)
     if len(rows) == 1:
         rows[0].pop("weight", None)  # one message: all of the audience
@@ -440,7 +206,7 @@ def _composer_values(campaign: Campaign | None) -> dict[str, Any]:
             f"{k}={v}" for k, v in (campaign.content_variables or {}).items()
         ),
         "schedule": "later" if campaign.send_at else "now",
-        "send_at": _local_input(campaign.send_at, campaign.timezone),
+        "send_at": local_input(campaign.send_at, campaign.timezone),
         "timezone": campaign.timezone,
         "in_contact_timezone": campaign.in_contact_timezone,
         "quiet_start": campaign.quiet_start or "",
@@ -479,7 +245,7 @@ def _composer(session: Session, campaign: Campaign | None, values: dict[str, Any
         variants=variants,
         segments=segments,
         channels=CHANNELS,
-        time_zones=_time_zones(),
+        time_zones=time_zones(),
         names=NAMES,
         default_senders={
             "sms": settings.twilio_from_number or "",
@@ -631,7 +397,7 @@ def campaign_launch(campaign_id: int, *, session: Session):  # type: ignore[no-u
         request_launch(session, found)
         session.flush()
     except ValueError as exc:
-        return _refused(session, exc, back)
+        return refused(session, exc, back)
     when = "at the scheduled time" if found.send_at else "as soon as a worker has the recipients"
     quiet = " (outside quiet hours)" if found.quiet_start else ""
     flash(f"Launch queued: sending starts {when}{quiet}.", "success")
@@ -645,7 +411,7 @@ def _action(campaign_id: int, session: Session, act: Any, done: str):  # type: i
         act(session, found)
         session.flush()
     except ValueError as exc:
-        return _refused(session, exc, back)
+        return refused(session, exc, back)
     flash(done, "success")
     return redirect(back)
 
@@ -675,7 +441,7 @@ def campaign_delete(campaign_id: int, *, session: Session):  # type: ignore[no-u
     rule)."""
     found = _campaign(session, campaign_id)
     if found.status not in EDITABLE:
-        return _refused(
+        return refused(
             session,
             CampaignError(f"campaign {campaign_id} is {found.status}: it is kept for its results"),
             url_for("web.campaign", campaign_id=campaign_id),

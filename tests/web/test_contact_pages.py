@@ -347,7 +347,9 @@ def test_contacts_list_filters_by_a_saved_segment(web_as, runtime):
     marketer = web_as("marketer")
     with runtime.session() as session:
         for phone, name in [("+233241110001", "Ama Ghana"), ("+254711110002", "Wanjiru Kenya")]:
-            contact = resolve_by_phone(session=session, e164=phone, name=name, channel="sms").contact
+            contact = resolve_by_phone(
+                session=session, e164=phone, name=name, channel="sms"
+            ).contact
             set_consent(
                 session=session,
                 contact=contact,
