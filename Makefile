@@ -5,17 +5,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run worker test lint format bench clean vendor demo
+.PHONY: browser install run worker test lint format bench clean vendor demo
 
 $(STAMP): pyproject.toml
-	@# The browser tests drive Debian's Chromium; install it from the system packages if missing.
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium; the browser tests will fail"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The browser tests drive Debian's Chromium (Playwright is told its path; it downloads nothing).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install Debian's chromium; the browser tests will fail"
+
+install: $(STAMP) browser
 
 run: $(STAMP)  ## web + worker + embedded Redis + SQLite, with demo data
 	$(BIN)/crm run
@@ -26,7 +28,7 @@ demo: $(STAMP)  ## seed demo data into an empty database and print the sign-in d
 worker: $(STAMP)
 	$(BIN)/crm worker
 
-test: $(STAMP)  ## SQLite + embedded Redis, or DATABASE_URL / REDIS_URL when set
+test: $(STAMP) browser  ## SQLite + embedded Redis, or DATABASE_URL / REDIS_URL when set
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
