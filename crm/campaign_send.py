@@ -411,7 +411,7 @@ class SendOptions:
     tolerance: float | None = None  # a send leaving this much after its slot is dropped
     threads: int = 8
     per_second: Callable[[str], int] = lambda _budget: 1  # a budget's limit, for the batch size
-    # The budget a (channel, sender) draws on (workers.send_rate.rate_key).
+    # The budget a (channel, sender) draws on (crm.send_limits.rate_key).
     budget: Callable[[str, str], str] = lambda _channel, sender: sender
     # The sender of a campaign without one of its own, per channel.
     default_senders: dict[str, str] = field(default_factory=dict)

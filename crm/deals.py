@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from crm import lifecycle
 from crm.access import sees_contact
+from crm.ids import is_id
 from crm.models import Contact, Deal, Direction, LifecycleStage, Role, User
 from crm.models.base import utcnow
 from crm.timeline import add_entry
@@ -99,6 +100,30 @@ def parse_currency(value: object) -> str:
     if not isinstance(value, str) or not _CURRENCY.match(value.upper()):
         raise DealError("currency must be an ISO 4217 code, e.g. GHS, KES, NGN, USD")
     return value.upper()
+
+
+def close_date(value: object) -> date | None:
+    """An expected close date from ``YYYY-MM-DD`` (or None)."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise DealError("expected_close_on must be a date, YYYY-MM-DD") from None
+
+
+def deal_owner(session: Session, user: User, value: object) -> int | None:
+    """Who ``user`` may make a deal's owner: an admin anyone active who sells, a rep
+    themselves or nobody."""
+    if value is not None and not is_id(value):
+        raise DealError("owner_id must be a user id or null")
+    if user.role != Role.ADMIN and value not in (user.id, None):
+        raise DealError("a rep can own a deal or leave it unowned, not give it to others")
+    if value is not None:
+        owner = session.get(User, value)
+        if owner is None or not owner.active or owner.role == Role.MARKETER:
+            raise DealError(f"user {value} is not an active rep or admin")
+    return value  # type: ignore[return-value]
 
 
 def _note(session: Session, deal: Deal, body: str, actor: str, **meta: Any) -> None:

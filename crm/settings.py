@@ -111,7 +111,7 @@ class Settings:
     # looked up at the provider, then recorded or sent again (crm/campaign_send.py).
     campaign_stale_seconds: int = 300
     # Messages per second per sender ("sender=rate,..."); unset senders: 1 for a long code,
-    # 100 for a short code or messaging service (workers/send_rate.py).
+    # 100 for a short code or messaging service (crm/send_limits.py).
     send_rates: tuple[tuple[str, int], ...] = ()
     # A signed-in browser session ends after this many hours without a request.
     web_session_hours: int = 12

@@ -30,13 +30,20 @@ bunch up to 2N in a second at the provider), and makes a refused caller poll Red
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
 import redis
 
-from channels.twilio import MESSAGING_SERVICE_SID
+from crm.send_limits import (  # noqa: F401 - the rules live in crm; re-exported for workers
+    DEFAULT_LONG_CODE_PER_SECOND,
+    DEFAULT_SERVICE_PER_SECOND,
+    DEFAULT_WHATSAPP_PER_SECOND,
+    WHATSAPP_KEY,
+    is_high_throughput,
+    limit_for,
+    rate_key,
+)
 
 KEY_PREFIX = "crm:send-rate"
 DEFAULT_MARGIN = 0.025  # spacing 2.5% wider than 1/N: room for jitter between grant and arrival
@@ -46,14 +53,6 @@ DEFAULT_MAX_AHEAD = 2.0  # seconds a caller may reserve into the future
 # and crowd one second at the provider. Half the margin's slack over a second.
 DEFAULT_TOLERANCE = 0.01
 
-DEFAULT_LONG_CODE_PER_SECOND = 1
-DEFAULT_SERVICE_PER_SECOND = 100
-# Twilio lets a WhatsApp sender send 10 text messages a second unless raised (up to 50) on
-# request; it is a budget of its own, apart from the same number's SMS.
-DEFAULT_WHATSAPP_PER_SECOND = 10
-WHATSAPP_KEY = "whatsapp:"
-
-_SHORT_CODE = re.compile(r"[0-9]{5,6}")
 
 # KEYS[1] the sender's key; ARGV[1] the spacing and ARGV[2] the furthest reservation, both in
 # microseconds. Returns {1, wait} (reserved: start in `wait` us) or {0, wait} (not reserved:
@@ -153,41 +152,3 @@ def _checked(per_second: int) -> int:
     if per_second < 1:
         raise ValueError(f"a send rate must be at least 1 a second, not {per_second}")
     return per_second
-
-
-def is_high_throughput(sender: str) -> bool:
-    """Whether ``sender`` is a Messaging Service SID (``MG`` + 32 hex) or a short code (5-6
-    digits), which providers let send far faster than a long code."""
-    return bool(MESSAGING_SERVICE_SID.fullmatch(sender) or _SHORT_CODE.fullmatch(sender))
-
-
-def rate_key(channel: str, sender: str) -> str:
-    """The budget a send draws on: the sender's, and for WhatsApp ``whatsapp:<sender>``
-    (the same number's SMS and WhatsApp are limited apart)."""
-    return WHATSAPP_KEY + sender if channel == "whatsapp" else sender
-
-
-def limit_for(
-    sender: str,
-    configured: dict[str, int],
-    default_long_code: int = DEFAULT_LONG_CODE_PER_SECOND,
-    default_service: int = DEFAULT_SERVICE_PER_SECOND,
-) -> int:
-    """Messages per second allowed for ``sender`` (a :func:`rate_key`).
-
-    The rule, first match wins:
-
-    1. ``configured[sender]``, when the operator set one (exact string, ``whatsapp:`` prefix
-       included for a WhatsApp sender);
-    2. ``DEFAULT_WHATSAPP_PER_SECOND`` (10) for a WhatsApp sender;
-    3. ``default_service`` (100) for a Messaging Service SID or a short code;
-    4. ``default_long_code`` (1) for anything else: an E.164 long code such as ``+15005550006``,
-       and, to be safe, any sender we do not recognise.
-    """
-    if sender in configured:
-        return configured[sender]
-    if sender.startswith(WHATSAPP_KEY):
-        return DEFAULT_WHATSAPP_PER_SECOND
-    if is_high_throughput(sender):
-        return default_service
-    return default_long_code

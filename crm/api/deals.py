@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,14 +17,15 @@ from crm.deals import (
     DealError,
     can_change,
     can_see,
+    close_date,
+    deal_owner,
     load_pipeline,
     move_stage,
     open_deal,
     parse_amount,
     parse_currency,
 )
-from crm.ids import is_id
-from crm.models import Contact, Deal, Role, User
+from crm.models import Contact, Deal, Role
 
 WORKERS = frozenset({Role.REP, Role.ADMIN})
 FIELDS = ("title", "amount", "currency", "stage", "lost_reason", "owner_id", "expected_close_on")
@@ -45,27 +44,6 @@ def _deal(session: Session, deal_id: int, *, change: bool) -> Deal:
         raise DealNotFound(f"deal {deal_id} not found")
     assert deal is not None
     return deal
-
-
-def _date(value: object) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise DealError("expected_close_on must be a date, YYYY-MM-DD") from None
-
-
-def _owner(session: Session, value: object) -> int | None:
-    if value is not None and not is_id(value):
-        raise DealError("owner_id must be a user id or null")
-    if g.user.role != Role.ADMIN and value not in (g.user.id, None):
-        raise DealError("a rep can own a deal or leave it unowned, not give it to others")
-    if value is not None:
-        owner = session.get(User, value)
-        if owner is None or not owner.active or owner.role == Role.MARKETER:
-            raise DealError(f"user {value} is not an active rep or admin")
-    return value  # type: ignore[return-value]
 
 
 @api.get("/pipeline")
@@ -129,8 +107,10 @@ def create_deal(*, session: Session):  # type: ignore[no-untyped-def]
         currency=body.get("currency"),
         stage=stage,
         # Absent: the contact's owner. null: nobody's (the unassigned queue).
-        owner_id=_owner(session, body["owner_id"]) if "owner_id" in body else contact.owner_id,
-        expected_close_on=_date(body.get("expected_close_on")),
+        owner_id=deal_owner(session, g.user, body["owner_id"])
+        if "owner_id" in body
+        else contact.owner_id,
+        expected_close_on=close_date(body.get("expected_close_on")),
         actor=f"user:{g.user.id}",
     )
     return deal_json(deal), 201
@@ -160,9 +140,9 @@ def update_deal(deal_id: int, *, session: Session):  # type: ignore[no-untyped-d
     if "currency" in body:
         deal.currency = parse_currency(body["currency"])
     if "owner_id" in body:
-        deal.owner_id = _owner(session, body["owner_id"])
+        deal.owner_id = deal_owner(session, g.user, body["owner_id"])
     if "expected_close_on" in body:
-        deal.expected_close_on = _date(body["expected_close_on"])
+        deal.expected_close_on = close_date(body["expected_close_on"])
     if "stage" in body:
         if not isinstance(body["stage"], str):
             raise DealError("stage must be a string")

@@ -26,6 +26,7 @@ from crm import user_admin
 from crm.ids import is_id
 from crm.models import ApiToken, Role, User
 from crm.routing import DAYS
+from crm.send_limits import limit_for, rate_key
 from crm.settings import Settings
 from crm.users import MIN_PASSWORD_LENGTH, UserError
 from crm.web import web
@@ -384,8 +385,6 @@ def _channels(settings: Settings) -> list[dict[str, Any]]:
 
 def _send_rates(settings: Settings) -> list[dict[str, Any]]:
     """Campaign senders and their messages per second, by the rule the send workers apply."""
-    from workers.send_rate import limit_for, rate_key
-
     configured = dict(settings.send_rates)
     service = settings.twilio_messaging_service_sid
     senders = [

@@ -19,15 +19,13 @@ from werkzeug.datastructures import MultiDict
 
 from crm.access import changes_contact
 from crm.api.contacts import changeable_contact, visible_contact
-from crm.api.deals import _date as deal_date
-from crm.api.deals import _owner as deal_owner
 from crm.api.ids import query_id
 from crm.consent import NothingToReview, resolve_opt_out_review
 from crm.contact_edits import EditError, edit_contact
 from crm.contact_search import ContactFilters, FilterError, list_contacts
 from crm.contacts import ContactNotFound
 from crm.conversations import visible_to
-from crm.deals import DealError, load_pipeline, open_deal
+from crm.deals import DealError, close_date, deal_owner, load_pipeline, open_deal
 from crm.lifecycle import DISQUALIFY_REASONS, ORDER
 from crm.models import (
     Channel,
@@ -312,8 +310,8 @@ def contact_new_deal(contact_id: int, *, session: Session):  # type: ignore[no-u
                 amount=form.get("amount", "").strip() or 0,
                 currency=form.get("currency", "").strip() or None,
                 stage=stage,
-                owner_id=deal_owner(session, _owner_value(form.get("owner_id", ""))),
-                expected_close_on=deal_date(form.get("expected_close_on") or None),
+                owner_id=deal_owner(session, g.user, _owner_value(form.get("owner_id", ""))),
+                expected_close_on=close_date(form.get("expected_close_on") or None),
                 actor=f"user:{g.user.id}",
             )
     except DealError as exc:
