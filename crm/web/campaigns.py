@@ -9,23 +9,31 @@ reason: a flashed error and a redirect, or the form again with status 422.
 
 from __future__ import annotations
 
+import json
 import zoneinfo
 from datetime import datetime
 from typing import Any
 
+import redis
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
-from crm.campaign_launch import cancel, pause, progress, request_launch, resume
+from crm.campaign_launch import (
+    cancel,
+    delivery_counts,
+    pause,
+    request_launch,
+    resume,
+    state_counts,
+)
 from crm.campaign_render import NAMES
 from crm.campaign_results import results
 from crm.campaigns import CHANNELS, EDITABLE, CampaignError, apply_fields, create_campaign
 from crm.campaigns import preview_campaign as build_preview
 from crm.models import (
     Campaign,
-    CampaignRecipient,
     CampaignStatus,
     RecipientState,
     Segment,
@@ -113,17 +121,12 @@ def campaign_row_progress(campaign_id: int, *, session: Session):  # type: ignor
     """A list row's progress: recipients by state, one index-only count; polled while the
     campaign moves."""
     found = _campaign(session, campaign_id)
-    counted = (
-        select(CampaignRecipient.state, func.count())
-        .where(CampaignRecipient.campaign_id == campaign_id)
-        .group_by(CampaignRecipient.state)
-    )
-    states: dict[str, int] = {state: number for state, number in session.execute(counted)}
+    states = state_counts(session, found)
     return render_template(
         "web/campaign_cell.html",
         campaign=found,
-        sent=states.get(RecipientState.SENT.value, 0),
-        total=sum(states.values()),
+        sent=states[RecipientState.SENT.value],
+        total=states["total"],
         polling=found.status in ACTIVE,
     )
 
@@ -303,9 +306,32 @@ def campaign_update(campaign_id: int, *, session: Session):  # type: ignore[no-u
 # --- campaign page, preview, actions ------------------------------------------------------
 
 
+DELIVERY_CACHE_SECONDS = 5
+
+
+def _delivery(session: Session, campaign: Campaign, live: bool) -> dict[str, int]:
+    """Delivery counts, shared for a few seconds by every open progress panel while the
+    campaign sends: they cost a lookup per sent recipient (about 70 ms at 40k), and the
+    panel polls every second; the bar itself only needs the cheap state counts."""
+    if not live:
+        return delivery_counts(session, campaign)
+    store = current_app.extensions["crm"].redis
+    key = f"crm:campaign-delivery:{campaign.id}"
+    try:
+        cached = store.get(key)
+        if cached is not None:
+            return json.loads(cached)
+        counts = delivery_counts(session, campaign)
+        store.set(key, json.dumps(counts), ex=DELIVERY_CACHE_SECONDS)
+        return counts
+    except redis.RedisError:
+        return delivery_counts(session, campaign)
+
+
 def _progress_view(session: Session, campaign: Campaign) -> dict[str, Any]:
     """The API's progress figures, and what the bar shows: recipients handled of all."""
-    figures = progress(session, campaign)
+    live = campaign.status in ACTIVE
+    figures = state_counts(session, campaign) | _delivery(session, campaign, live)
     handled = figures["sent"] + figures["failed"] + figures["skipped"]
     total = figures["total"]
     finished = campaign.status not in ACTIVE

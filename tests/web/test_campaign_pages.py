@@ -433,6 +433,30 @@ def test_launch_from_the_page_queues_it_and_progress_stops_polling_when_done(
     assert ("sent", "360.0") in bars and ("replied", "90.0") in bars
 
 
+def test_delivery_counts_are_shared_a_few_seconds_while_the_campaign_sends(
+    web_as, runtime: Runtime, people
+):
+    """The bar polls every second; the delivery counts (a lookup per sent recipient) come
+    from Redis for a few seconds, and are counted afresh once the campaign has finished."""
+    marketer = web_as(Role.MARKETER)
+    segment_id = segment(runtime, {"tags": ["promo"]})
+    campaign_id = campaign(
+        runtime, marketer.user_id, segment_id, "Lamps are back", quiet_start=None, quiet_end=None
+    )
+    marketer.post(f"/campaigns/{campaign_id}/launch")
+    finish_launch(runtime, campaign_id)
+    marketer.get(f"/campaigns/{campaign_id}/progress")
+    key = f"crm:campaign-delivery:{campaign_id}"
+    assert 0 < runtime.redis.ttl(key) <= 5
+    runtime.redis.set(key, '{"delivered": 3, "undelivered": 1}', ex=5)
+    shown = marketer.get(f"/campaigns/{campaign_id}/progress").get_data(as_text=True)
+    assert "3 delivered" in shown and "1 undelivered" in shown
+    run_jobs(runtime)  # sends everything: done
+    assert status_of(runtime, campaign_id) == "done"
+    final = marketer.get(f"/campaigns/{campaign_id}/progress").get_data(as_text=True)
+    assert "0 delivered" in final and "0 undelivered" in final  # the fake reports no delivery
+
+
 def test_cancel_a_queued_launch_and_delete_only_drafts(web_as, runtime: Runtime, people):
     marketer = web_as(Role.MARKETER)
     segment_id = segment(runtime, {"tags": ["promo"]})
