@@ -60,9 +60,12 @@ def _int(value: str | None, name: str) -> int | None:
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise FilterError(f"{name} must be an integer") from None
+    if not -(2**31) < number < 2**31:
+        raise FilterError(f"{name} is out of range")
+    return number
 
 
 def contacts_query(user: User, filters: ContactFilters) -> Select[tuple[Contact]]:

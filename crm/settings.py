@@ -36,7 +36,7 @@ def _rates(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
     pairs = []
     for item in filter(None, (part.strip() for part in env.get(name, "").split(","))):
         sender, _, rate = item.partition("=")
-        if not sender.strip() or not rate.strip().isdigit() or int(rate) < 1:
+        if not sender.strip() or not rate.strip().isdecimal() or int(rate) < 1:
             raise SettingsError(f"{name}: {item!r} is not sender=messages-per-second")
         pairs.append((sender.strip(), int(rate)))
     return tuple(pairs)

@@ -632,7 +632,7 @@ class Call:
                 self.wait = {
                     "kind": "gather",
                     "action": self._resolve(doc, verb.get("action") or doc),
-                    "num_digits": int(num) if num.isdigit() and int(num) > 0 else None,
+                    "num_digits": int(num) if num.isdecimal() and int(num) > 0 else None,
                     "finish": verb.get("finishOnKey", "#")[:1],
                     "speech": "speech" in verb.get("input", "dtmf").split(),
                     "digits": "",

@@ -73,7 +73,7 @@ def parse_lead_cap(raw: str | None) -> int | None:
     text = (raw or "").strip()
     if not text:
         return None
-    if not text.isdigit() or int(text) > MAX_LEAD_CAP:
+    if not text.isdecimal() or int(text) > MAX_LEAD_CAP:
         raise UserAdminError(f"lead cap must be a whole number from 0 to {MAX_LEAD_CAP}")
     return int(text)
 

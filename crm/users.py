@@ -56,7 +56,10 @@ def create_user(
 
 
 def check_password(user: User, password: str) -> bool:
-    return user.active and check_password_hash(user.password_hash, password)
+    """Whether ``password`` is the active user's. The hash is always checked, so a
+    deactivated account answers as slowly as a wrong password (no timing tells it apart)."""
+    matches = check_password_hash(user.password_hash, password)
+    return matches and user.active
 
 
 def _digest(token: str) -> str:

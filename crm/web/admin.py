@@ -43,7 +43,7 @@ def _runtime():  # type: ignore[no-untyped-def]
 
 def _after(name: str) -> int | None:
     raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() and is_id(int(raw)) else None
+    return int(raw) if raw.isdecimal() and is_id(int(raw)) else None
 
 
 def _load_user(session: Session, user_id: int) -> User:

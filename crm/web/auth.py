@@ -93,6 +93,8 @@ def _safe_next(target: str | None) -> str | None:
     """Only a path on this site: never an absolute URL (an open redirect)."""
     if not target or not target.startswith("/") or target.startswith("//"):
         return None
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return None  # urlsplit drops tabs and newlines before the checks below see them
     parts = urlsplit(target)
     return None if parts.scheme or parts.netloc or "\\" in target else target
 

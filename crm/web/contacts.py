@@ -74,6 +74,8 @@ def contacts(*, session: Session):  # type: ignore[no-untyped-def]
     try:
         filters = ContactFilters.from_args(request.args)
         segment_id = query_id(request.args.get("segment"), "segment")
+        if segment_id is not None and g.user.role == Role.REP:
+            raise FilterError("segments are for marketers and admins")
         if segment_id is not None:
             segment = session.get(Segment, segment_id)
             if segment is None:
@@ -91,7 +93,12 @@ def contacts(*, session: Session):  # type: ignore[no-untyped-def]
         args=args,
         filtered=bool(kept),
         owners=_names(session, (c.owner_id for c in rows)),
-        segments=session.scalars(select(Segment).order_by(Segment.name).limit(100)).all(),
+        # Saved segments are marketing's (the API lists them to marketers and admins only).
+        segments=(
+            session.scalars(select(Segment).order_by(Segment.name).limit(100)).all()
+            if g.user.role != Role.REP
+            else []
+        ),
         stages=list(LifecycleStage),
         channels=CHANNELS,
         paged=bool(request.args.get("cursor")),
@@ -194,7 +201,7 @@ def _owner_value(raw: str) -> object:
     raw = raw.strip()
     if not raw:
         return None
-    return int(raw) if raw.isdigit() else raw
+    return int(raw) if raw.isdecimal() else raw
 
 
 def _form_changes(contact: Contact, form: MultiDict[str, str]) -> dict[str, Any]:

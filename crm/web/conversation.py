@@ -259,7 +259,7 @@ def assign(conversation_id: int, *, session: Session):  # type: ignore[no-untype
     raw = request.form.get("assignee_id", "")
     assignee: int | None = None
     if raw not in ("", "none"):
-        if not raw.isdigit():
+        if not raw.isdecimal():
             flash("Pick a person to assign.", "error")
             return _back(thread.id)
         assignee = int(raw)

@@ -48,7 +48,7 @@ def in_currency(currency: str) -> Callable[[float], str]:
 
 def _days() -> int:
     raw = request.args.get("days", str(stats.DEFAULT_DAYS))
-    if not raw.isdigit() or int(raw) not in stats.RANGES:
+    if not raw.isdecimal() or int(raw) not in stats.RANGES:
         abort(400, f"days must be one of {', '.join(map(str, stats.RANGES))}")
     return int(raw)
 

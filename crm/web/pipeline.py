@@ -14,10 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import and_, case, func, null, or_, select, true
 from sqlalchemy.orm import Session
 
-from crm.access import visible_contacts
+from crm.access import sees_contact, visible_contacts
 from crm.deals import DealError, can_change, load_pipeline, move_stage
 from crm.ids import MAX_ID
 from crm.models import Contact, Deal, Role, User
@@ -38,9 +38,16 @@ CARD = (
     Deal.expected_close_on,
     Deal.closed_at,
     Deal.lost_reason,
-    Contact.name.label("contact_name"),
     User.name.label("owner_name"),
 )
+
+
+def _contact_name(user: User) -> Any:
+    """The card's contact name, only where the user may see the contact: a rep can own a deal
+    on another rep's contact, whose page is a 404 for them (``crm.access``)."""
+    if user.role != Role.REP:
+        return Contact.name.label("contact_name")
+    return case((visible_contacts(user), Contact.name), else_=null()).label("contact_name")
 
 
 def visible_deals(user: User) -> Any:
@@ -92,7 +99,7 @@ def board(session: Session, user: User) -> dict[str, Any]:
     seen = visible_deals(user)
     for stage, column in columns.items():
         query = (
-            select(*CARD)
+            select(*CARD, _contact_name(user))
             .join(Contact, Contact.id == Deal.contact_id)
             .outerjoin(User, User.id == Deal.owner_id)
             .where(Deal.stage == stage, seen)
@@ -165,6 +172,7 @@ def deal_lost(deal_id: int, *, session: Session):  # type: ignore[no-untyped-def
         "web/pipeline_lost.html",
         deal=deal,
         contact=session.get_one(Contact, deal.contact_id),
+        contact_visible=sees_contact(g.user, session.get_one(Contact, deal.contact_id)),
         stage=stage if stage in config.lost else sorted(config.lost)[0],
         pipeline=config,
     )

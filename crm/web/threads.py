@@ -18,6 +18,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from crm.conversations import inbox_query
+from crm.ids import is_id
 from crm.models import Contact, Conversation, Handoff, Identity, Interaction, LifecycleStage, User
 from crm.models.handoffs import ACTIVE
 
@@ -61,9 +62,12 @@ def _decode(cursor: str) -> tuple[datetime | None, int]:
             base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         )
         when = datetime.fromisoformat(at) if at is not None else None
-        return when, int(conversation_id)
+        conversation_id = int(conversation_id)
     except (ValueError, TypeError) as exc:
         raise BadCursor("cursor is not valid") from exc
+    if not is_id(conversation_id) or (when is not None and when.tzinfo is None):
+        raise BadCursor("cursor is not valid")
+    return when, conversation_id
 
 
 def _hot() -> Any:

@@ -366,3 +366,17 @@ def test_contacts_list_filters_by_a_saved_segment(web_as, runtime):
     html = marketer.get(f"/contacts?segment={segment_id}").get_data(as_text=True)
     assert "Ama Ghana" in html and "Wanjiru Kenya" not in html
     assert marketer.get("/contacts?segment=999999").status_code == 400
+
+
+def test_saved_segments_are_for_marketing_not_reps(web_as, runtime):
+    from crm.models import Segment
+
+    with runtime.session() as session:
+        segment = Segment(name="VIP buyers", filters={})
+        session.add(segment)
+        session.flush()
+        segment_id = segment.id
+    rep = web_as("rep")
+    assert "VIP buyers" not in rep.get("/contacts").get_data(as_text=True)
+    assert rep.get(f"/contacts?segment={segment_id}").status_code == 400
+    assert "VIP buyers" in web_as("marketer").get("/contacts").get_data(as_text=True)

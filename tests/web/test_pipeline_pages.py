@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from crm.contacts import resolve_by_phone
 from crm.deals import move_stage, open_deal
-from crm.models import Deal, Role
+from crm.models import Contact, Deal, Role
 from crm.models.base import utcnow
 from crm.runtime import Runtime
 from crm.web.pipeline import PER_STAGE
@@ -218,3 +218,20 @@ def test_drag_a_card_to_another_column_in_a_browser(page, runtime: Runtime):
     assert tab.locator("h1").inner_text() == "Kwame Asante"
     assert "Solar lamps x 20" in tab.locator("#deals").inner_text()
     screenshot(tab, "contact")
+
+
+def test_a_rep_does_not_see_the_name_of_another_reps_contact_on_their_deal(web_as, runtime):
+    """A rep may own a deal on a contact another rep owns; the contact's page is a 404 for
+    them, so the board does not show its name either."""
+    rep = web_as(Role.REP)
+    other = web_as(Role.REP)
+    deal_id = deal(runtime, "Lamps", "100", owner_id=rep.user_id, name="Secret Customer")
+    with runtime.session() as session:
+        found = session.get_one(Deal, deal_id)
+        session.get_one(Contact, found.contact_id).owner_id = other.user_id
+    board = html(rep.get("/pipeline"))
+    assert f'id="deal-{deal_id}"' in board and "Secret Customer" not in board
+    lost = html(rep.get(f"/deals/{deal_id}/lost"))
+    assert "Secret Customer" not in lost
+    admin = web_as(Role.ADMIN)
+    assert "Secret Customer" in html(admin.get("/pipeline"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 
 from crm.models import Role, User, WebSession
@@ -98,3 +100,42 @@ def test_pages_carry_security_headers(web_as):
     assert "frame-ancestors 'none'" in policy
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_deactivated_account_is_checked_as_slowly_as_a_wrong_password(runtime: Runtime):
+    """The password hash (scrypt, tens of ms) is computed for a deactivated account too, so
+    a stopwatch cannot tell one from an active account: without it the answer is about 10,000
+    times quicker, far beyond any noise."""
+    from crm.users import check_password
+
+    active_id = make_user(runtime, Role.REP, "here@example.com")
+    gone_id = make_user(runtime, Role.REP, "gone@example.com")
+    with runtime.session() as session:
+        active, gone = session.get(User, active_id), session.get(User, gone_id)
+        gone.active = False
+
+        def fastest(user: User) -> float:
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                check_password(user, "not the password")
+                times.append(time.perf_counter() - started)
+            return min(times)
+
+        assert check_password(gone, PASSWORD) is False
+        assert fastest(gone) > fastest(active) / 5
+
+
+def test_control_characters_in_next_are_ignored(client, runtime: Runtime):
+    make_user(runtime, Role.ADMIN, "boss@example.com")
+    token = csrf_token(client)
+    response = client.post(
+        "/login",
+        data={
+            "email": "boss@example.com",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "/\r\nX-Evil: 1",
+        },
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/inbox"
