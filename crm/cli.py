@@ -118,6 +118,8 @@ def demo_command(reset: bool) -> None:
     with --reset it empties the database first. Prints the sign-in details: four users (admin,
     marketer, two reps) sharing one generated password. Nothing is sent to any provider.
     """
+    from rq import Worker
+
     from crm.demo import DemoError, is_empty, seed
     from crm.demo import reset as empty_database
     from crm.redis_conn import embedded_url
@@ -132,6 +134,12 @@ def demo_command(reset: bool) -> None:
     upgrade(settings.database_url)
     runtime = build_runtime(settings)
     try:
+        if Worker.count(connection=runtime.redis):
+            # A running worker would take the demo's queued jobs and run them with its own
+            # adapters: real sends to made-up numbers when provider credentials are set.
+            raise click.ClickException(
+                "stop the workers first (crm worker): the demo runs its jobs itself"
+            )
         if reset:
             empty_database(runtime)
             click.echo("Database emptied.")

@@ -544,6 +544,13 @@ def load(
     )
 
 
+def forget(store: redis.Redis) -> None:
+    """Drop every cached figure (the data under them was rewritten: a demo reset or reseed)."""
+    keys = list(store.scan_iter(match=f"{CACHE_PREFIX}:*", count=1000))
+    if keys:
+        store.delete(*keys)
+
+
 WARM_EVERY = 60  # seconds: how often a worker fills the cache's missing days
 
 

@@ -26,7 +26,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from crm import outbox
+from crm import dashboard_stats, outbox
 from crm.demo_play import DemoError, Player
 from crm.demo_story import TEAM
 from crm.models import Base, Contact, User
@@ -112,6 +112,8 @@ def seed(runtime: Runtime) -> DemoCredentials | None:
     credentials = player.plan(secrets.token_urlsafe(12), classify)
     player.play()
     player.retime()
+    # A worker's sweeper may have cached days the retiming has just filled.
+    dashboard_stats.forget(runtime.redis)
     return DemoCredentials(
         password=credentials.password,
         token=credentials.tokens["admin"],
@@ -135,3 +137,4 @@ def reset(runtime: Runtime) -> None:
         for job_id in registry.get_job_ids():
             registry.remove(job_id, delete_job=True)
     runtime.redis.delete(outbox.READY_KEY)
+    dashboard_stats.forget(runtime.redis)

@@ -214,3 +214,23 @@ def test_demo_refuses_production(runtime: Runtime):
     assert result.exit_code != 0
     assert "crm demo is for development" in result.output
     assert counts(runtime)["users"] == 0
+
+
+def test_demo_refuses_while_a_worker_runs_and_reset_forgets_cached_figures(runtime: Runtime):
+    """A running worker would take the demo's jobs and send them with its own (maybe live)
+    adapters; and figures cached from the old data must not outlive a reset."""
+    from rq import Worker
+
+    from crm import outbox
+    from crm.demo import reset
+
+    worker = Worker(outbox.QUEUES, connection=runtime.redis)
+    worker.register_birth()
+    try:
+        result = crm(runtime, "demo")
+        assert result.exit_code != 0 and "stop the workers first" in result.output
+    finally:
+        worker.register_death()
+    runtime.redis.set("crm:dashboard:v1:inbound:2026-01-01", "{}")
+    reset(runtime)
+    assert runtime.redis.keys("crm:dashboard:v1:*") == []

@@ -32,6 +32,7 @@ from crm.campaign_render import NAMES
 from crm.campaign_results import results
 from crm.campaigns import CHANNELS, EDITABLE, CampaignError, apply_fields, create_campaign
 from crm.campaigns import preview_campaign as build_preview
+from crm.ids import is_id
 from crm.models import (
     Campaign,
     CampaignStatus,
@@ -234,9 +235,18 @@ def _posted_values(form: MultiDict[str, str]) -> dict[str, Any]:
 
 
 def _composer(session: Session, campaign: Campaign | None, values: dict[str, Any], **extra: Any):  # type: ignore[no-untyped-def]
-    segments = session.execute(
-        select(Segment.id, Segment.name).order_by(Segment.id.desc()).limit(SEGMENT_CHOICES)
-    ).all()
+    segments = list(
+        session.execute(
+            select(Segment.id, Segment.name).order_by(Segment.id.desc()).limit(SEGMENT_CHOICES)
+        ).all()
+    )
+    # The chosen segment is always offered, however old: else saving would clear it.
+    chosen = values.get("segment_id")
+    offered = {row.id for row in segments}
+    if str(chosen).isdecimal() and is_id(int(chosen)) and int(chosen) not in offered:
+        segments += session.execute(
+            select(Segment.id, Segment.name).where(Segment.id == int(chosen))
+        ).all()
     settings = current_app.extensions["crm"].settings
     variants = list(values["variants"])
     while len(variants) < MAX_VARIANTS:

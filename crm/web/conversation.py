@@ -7,10 +7,10 @@ a flashed message (or, for htmx, the reason in the fragment), never a half-done 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from channels.sms_segments import analyze
@@ -54,6 +54,8 @@ from crm.web.inbox import list_filters
 
 TIMELINE_PAGE = 50
 MAX_NOTE_CHARS = 4000
+RESTATUS_WINDOW = timedelta(hours=1)  # outbound messages whose status the live poll refreshes
+RESTATUS_LIMIT = 20
 REFUSED = (
     SendRefused,
     OptedOut,
@@ -141,7 +143,14 @@ def conversation(conversation_id: int, *, session: Session):  # type: ignore[no-
     )
     colleagues = session.scalars(
         select(User)
-        .where(User.active.is_(True), User.role.in_([Role.REP.value, Role.ADMIN.value]))
+        .where(
+            # The current assignee too, even if deactivated: the form must not default to
+            # "nobody" and unassign the thread on a stray submit.
+            or_(
+                and_(User.active.is_(True), User.role.in_([Role.REP.value, Role.ADMIN.value])),
+                User.id == thread.assignee_id,
+            )
+        )
         .order_by(User.name)
     ).all()
     library = load()
@@ -155,6 +164,7 @@ def conversation(conversation_id: int, *, session: Session):  # type: ignore[no-
         authors=_authors(session, entries),
         older_cursor=timeline.next_cursor,
         newest_cursor=_cursor_of(entries) if not request.args.get("before") else "",
+        shown_cursor=encode_cursor(entries[0].created_at, entries[0].id) if entries else "",
         handoff=handoff,
         consent=consent_status(session, contact.id, thread.channel),
         window_closes=(
@@ -177,19 +187,54 @@ def conversation_entries(conversation_id: int, *, session: Session):  # type: ig
     next poll's cursor."""
     thread = _conversation(session, conversation_id)
     after = request.args.get("after", "")
+    shown = request.args.get("shown", "")
     try:
         entries = _entries_after(session, thread.contact_id, after) if after else []
+        oldest_shown = decode_cursor(shown) if shown else None
     except InvalidCursor as exc:
         abort(400, str(exc))
     if entries and thread.assignee_id == g.user.id:
         change(session, thread, g.user, read=True)
+    moving = _recent_outbound(
+        session, thread.contact_id, oldest_shown, exclude={e.id for e in entries}
+    )
     return render_template(
         "web/conversation_entries.html",
         thread=thread,
         entries=entries,
-        authors=_authors(session, entries),
+        moving=moving,
+        authors=_authors(session, entries + moving),
         newest_cursor=_cursor_of(entries, after),
+        shown_cursor=shown,
     )
+
+
+def _recent_outbound(
+    session: Session,
+    contact_id: int,
+    oldest_shown: tuple[datetime, int] | None,
+    exclude: set[int],
+) -> list[Interaction]:
+    """Messages sent in the last hour that the page shows (from its oldest entry on), shown
+    again so their delivery status moves on screen (queued, sent, delivered, or failed with
+    its code) without a reload."""
+    if oldest_shown is None:
+        return []
+    shown_at, shown_id = oldest_shown
+    query = (
+        select(Interaction)
+        .where(
+            Interaction.contact_id == contact_id,
+            Interaction.created_at >= utcnow() - RESTATUS_WINDOW,
+            Interaction.direction == Direction.OUTBOUND.value,
+            Interaction.channel.in_(("sms", "whatsapp")),
+            (Interaction.created_at > shown_at)
+            | ((Interaction.created_at == shown_at) & (Interaction.id >= shown_id)),
+        )
+        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+        .limit(RESTATUS_LIMIT)
+    )
+    return [e for e in session.scalars(query) if e.id not in exclude]
 
 
 @web.post("/conversations/<id:conversation_id>/reply")
@@ -318,7 +363,7 @@ def _handoff_action(session: Session, handoff_id: int, act, rejected: bool = Fal
         session.scalars(
             select(Conversation)
             .where(Conversation.contact_id == handoff.contact_id)
-            .order_by(Conversation.last_inbound_at.desc())
+            .order_by(Conversation.last_inbound_at.desc().nulls_last(), Conversation.id.desc())
         ).first()
         if handoff
         else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask
 
@@ -42,6 +43,16 @@ def stamp(when: datetime | None) -> str:
     return when.isoformat(timespec="seconds") if when else ""
 
 
+def in_zone(when: datetime | None, zone: str | None) -> datetime | None:
+    """``when`` on the clock of ``zone`` (an IANA name); unchanged if the zone is unknown."""
+    if when is None or not zone:
+        return when
+    try:
+        return when.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return when
+
+
 def short_time(when: datetime | None) -> str:
     return when.strftime("%d %b %H:%M") if when else ""
 
@@ -62,6 +73,7 @@ def register(app: Flask) -> None:
         "until": until,
         "stamp": stamp,
         "short_time": short_time,
+        "in_zone": in_zone,
         "money": money,
         "percent": percent,
     }

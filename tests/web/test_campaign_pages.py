@@ -555,3 +555,34 @@ def test_a_marketer_builds_composes_launches_and_watches_progress_in_a_browser(
     expect(tab.locator(".row-progress")).to_contain_text("4 / 4 sent")
     expect(tab.locator(".segment-size")).to_have_text("5 contacts")
     screenshot(tab, "campaigns")
+
+
+def test_an_old_segment_stays_chosen_when_a_campaign_is_edited(web_as, runtime: Runtime):
+    """The composer lists the newest segments; the campaign's own is offered however old,
+    so saving the form does not clear it."""
+    from crm.web.campaigns import SEGMENT_CHOICES
+
+    marketer = web_as(Role.MARKETER)
+    old = segment(runtime, {}, name="The first segment")
+    with runtime.session() as session:
+        session.add_all(Segment(name=f"S{i}", filters={}) for i in range(SEGMENT_CHOICES))
+    campaign_id = campaign(runtime, marketer.user_id, old, "Hello")
+    form = marketer.get(f"/campaigns/{campaign_id}/edit").get_data(as_text=True)
+    assert re.search(rf'<option value="{old}"[^>]*selected', form)
+
+
+def test_a_scheduled_time_is_listed_on_the_campaigns_clock(web_as, runtime: Runtime):
+    marketer = web_as(Role.MARKETER)
+    segment_id = segment(runtime, {})
+    campaign(
+        runtime,
+        marketer.user_id,
+        segment_id,
+        "Hello",
+        send_at="2031-05-01T09:00:00+03:00",
+        timezone="Africa/Nairobi",
+    )
+    with runtime.session() as session:
+        session.scalars(select(Campaign)).one().status = "scheduled"
+    listed = marketer.get("/campaigns").get_data(as_text=True)
+    assert "01 May 09:00 Africa/Nairobi" in listed

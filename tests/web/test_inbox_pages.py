@@ -274,3 +274,30 @@ def test_new_entries_fragment_returns_only_newer_entries(web_as, webhooks, runti
     fragment = rep.get(poll.replace("&amp;", "&")).get_data(as_text=True)
     assert "second message" in fragment and "first message" not in fragment
     assert 'hx-swap-oob="true"' in fragment  # the next poll's cursor moves forward
+
+
+def test_the_live_poll_moves_a_sent_messages_delivery_status(
+    web_as, webhooks, runtime: Runtime, fake_twilio
+):
+    rep = web_as(Role.REP)
+    _inbound(webhooks, "Can I pay with mobile money?")
+    run_jobs(runtime)
+    thread = _thread(runtime)
+    rep.post(f"/conversations/{thread.id}/reply", {"body": "Yes, MoMo works"})
+    page = rep.get(f"/conversations/{thread.id}").get_data(as_text=True)
+    poll = re.search(r'hx-get="(/conversations/\d+/entries\?[^"]+)"', page).group(1)
+    poll = poll.replace("&amp;", "&")
+    run_jobs(runtime)  # sent through the SDK to the fake
+    with runtime.session() as session:
+        reply = session.scalars(
+            select(Interaction).where(Interaction.author_id == rep.user_id)
+        ).one()
+        reply_id, sid = reply.id, reply.provider_message_id
+    assert (
+        webhooks.status("twilio/status__delivered.txt", MessageSid=sid, SmsSid=sid).status_code
+        == 204
+    )
+    fragment = rep.get(poll).get_data(as_text=True)
+    entry = re.search(rf'<article[^>]*id="entry-{reply_id}"[^>]*>.*?</article>', fragment, re.S)
+    assert entry is not None and 'hx-swap-oob="true"' in entry.group(0)
+    assert "delivered" in entry.group(0)
