@@ -32,20 +32,13 @@ from crm.campaign_render import Template, TemplateError, compile_template
 from crm.models import LifecycleStage
 from crm.reply_library import CONTENT_SID
 from crm.segments import SegmentError, SegmentFilters, parse_filters
+from intelligence.labels import INTENTS as MODEL_INTENTS
+from intelligence.labels import OTHER, SENTIMENTS
 
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-SENTIMENTS = ("negative", "neutral", "positive")
-INTENTS = (
-    "purchase",
-    "pricing",
-    "support",
-    "complaint",
-    "cancel",
-    "human",
-    "opt_out",
-    "smalltalk",
-)
+# What the model reads (intelligence.labels); "other" is no intent to act on.
+INTENTS = tuple(intent for intent in MODEL_INTENTS if intent != OTHER)
 EXITS = ("reply", "customer", "rep")  # opt-out always exits; not a setting
 MAX_STEPS = 50
 MAX_WAIT = timedelta(days=366)
