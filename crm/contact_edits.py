@@ -12,6 +12,7 @@ from crm.conversations import assign_contact
 from crm.ids import is_id
 from crm.models import Contact, Role, User
 from crm.models.base import utcnow
+from crm.users import takes_work
 
 EDITABLE = ("name", "email", "owner_id", "tags", "attributes", "lifecycle_stage")
 MAX_ATTRIBUTES = 100
@@ -88,10 +89,8 @@ def _set_owner(session: Session, contact: Contact, user: User, owner_id: object)
         raise EditError("owner_id must be a user id or null")
     if user.role != Role.ADMIN and owner_id not in (user.id, None):
         raise EditError("a rep can take a contact or give it back, not assign it to others")
-    if owner_id is not None:
-        owner = session.get(User, owner_id)
-        if owner is None or not owner.active or owner.role == Role.MARKETER:
-            raise EditError(f"user {owner_id} is not an active rep or admin")
+    if owner_id is not None and not takes_work(session, owner_id):  # type: ignore[arg-type]
+        raise EditError(f"user {owner_id} is not an active rep or admin")
     contact.owner_id = owner_id  # type: ignore[assignment]
     if owner_id is not None:
         assign_contact(session, contact.id, owner_id)  # their threads follow the contact

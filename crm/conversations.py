@@ -21,6 +21,7 @@ from crm.db import insert_skipping_conflicts
 from crm.ids import is_id
 from crm.models import Contact, Conversation, ConversationStatus, Role, User
 from crm.models.base import utcnow
+from crm.users import takes_work
 
 THREADED_CHANNELS = frozenset({"sms", "whatsapp"})
 
@@ -215,8 +216,7 @@ def change(
         if assignee_id is not None:
             if not is_id(assignee_id):
                 raise ConversationError("assignee_id must be a user id or null")
-            assignee = session.get(User, assignee_id)
-            if assignee is None or not assignee.active or assignee.role == Role.MARKETER:
+            if not takes_work(session, assignee_id):  # type: ignore[arg-type]
                 raise ConversationError(f"user {assignee_id} is not an active rep or admin")
         theirs = conversation.assignee_id == user.id
         if user.role == Role.REP and assignee_id not in (user.id, None) and not theirs:

@@ -26,6 +26,7 @@ from crm.ids import is_id
 from crm.models import Contact, Deal, Direction, LifecycleStage, Role, User
 from crm.models.base import utcnow
 from crm.timeline import add_entry
+from crm.users import takes_work
 
 DEFAULT_PIPELINE = Path(__file__).parent / "config" / "pipeline.yaml"
 MAX_AMOUNT = Decimal("999999999999.99")  # Numeric(14, 2)
@@ -119,10 +120,8 @@ def deal_owner(session: Session, user: User, value: object) -> int | None:
         raise DealError("owner_id must be a user id or null")
     if user.role != Role.ADMIN and value not in (user.id, None):
         raise DealError("a rep can own a deal or leave it unowned, not give it to others")
-    if value is not None:
-        owner = session.get(User, value)
-        if owner is None or not owner.active or owner.role == Role.MARKETER:
-            raise DealError(f"user {value} is not an active rep or admin")
+    if value is not None and not takes_work(session, value):  # type: ignore[arg-type]
+        raise DealError(f"user {value} is not an active rep or admin")
     return value  # type: ignore[return-value]
 
 

@@ -55,6 +55,13 @@ def create_user(
     return user
 
 
+def takes_work(session: Session, user_id: int) -> bool:
+    """Whether a user can own contacts, deals and conversations: an active rep or admin
+    (marketers run campaigns; they are not assigned customers)."""
+    user = session.get(User, user_id)
+    return user is not None and user.active and user.role != Role.MARKETER
+
+
 def check_password(user: User, password: str) -> bool:
     """Whether ``password`` is the active user's. The hash is always checked, so a
     deactivated account answers as slowly as a wrong password (no timing tells it apart)."""

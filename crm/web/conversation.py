@@ -22,6 +22,7 @@ from crm.handoffs import (
     REJECT_REASONS,
     HandoffError,
     InvalidReason,
+    NotYourHandoff,
     accept,
     record_first_touch,
     reject,
@@ -372,7 +373,7 @@ def _handoff_action(session: Session, handoff_id: int, act, rejected: bool = Fal
         with session.begin_nested():
             act()
     except REFUSED as exc:
-        if isinstance(exc, HandoffError) and "no handoff" in str(exc):
+        if isinstance(exc, NotYourHandoff):
             abort(404, str(exc))
         flash(str(exc), "error")
     else:
