@@ -131,10 +131,11 @@ def _materialize(session: Session, campaign: Campaign, now: datetime) -> Launche
                     quiet_end=campaign.quiet_end,
                 ),
                 "attempts": 0,
+                "round": 0,
             }
         )
     statement = insert_skipping_conflicts(
-        session, CampaignRecipient.__table__, ["campaign_id", "contact_id"]
+        session, CampaignRecipient.__table__, ["campaign_id", "contact_id", "round"]
     )
     for start in range(0, len(rows), INSERT_BATCH):
         session.execute(statement, rows[start : start + INSERT_BATCH])

@@ -40,6 +40,7 @@ from channels.base import LATE, ChannelAdapter, OutboundMessage, SendError, Send
 from channels.twilio import STATUS_RANK
 from crm.consent import set_consent
 from crm.db import session_scope, skip_locked
+from crm.frequency_cap import FrequencyCap, recent_marketing
 from crm.messaging import WHATSAPP_WINDOW
 from crm.models import (
     Campaign,
@@ -195,12 +196,15 @@ def claim_batch(
     now: datetime,
     limit: int,
     result: ChunkResult | None = None,
+    cap: FrequencyCap | None = None,
 ) -> tuple[list[Claimed], int]:
     """Take up to ``limit`` due pending rows of the chunk and mark those that may go now
     ``sending`` (their interactions on the timeline). Rows that may not go are skipped with the
-    reason, or wait for the end of quiet hours (never dropped). Checked at send time: consent,
-    quiet hours and WhatsApp's window may have changed since launch. Returns the claimed rows
-    and how many due rows were taken in all (0: nothing is due)."""
+    reason, or wait for the end of quiet hours or for the frequency cap (never dropped).
+    Checked at send time: consent, quiet hours, WhatsApp's window and the messages the contact
+    got lately may have changed since launch. A sequence's message is skipped once its contact
+    has left the sequence. Returns the claimed rows and how many due rows were taken in all (0:
+    nothing is due)."""
     result = result or ChunkResult()
     rows = session.execute(
         skip_locked(
@@ -214,6 +218,7 @@ def claim_batch(
                 CampaignRecipient.attempts,
                 CampaignRecipient.interaction_id,
                 Contact.opt_out_review_at,
+                CampaignRecipient.round,
             )
             .join(Contact, Contact.id == CampaignRecipient.contact_id)
             .where(
@@ -234,6 +239,8 @@ def claim_batch(
     needs_window = campaign.channel == "whatsapp" and not campaign.content_sid
     in_window = _in_whatsapp_window(session, contact_ids, now) if needs_window else set()
     quiet = bool(campaign.quiet_start and campaign.quiet_end)
+    recent = recent_marketing(session, contact_ids, now, cap) if cap and cap.on else {}
+    left = _left_sequence(session, [row.round for row in rows]) if campaign.sequence_id else {}
 
     skips: list[dict[str, Any]] = []
     waits: list[dict[str, Any]] = []
@@ -246,6 +253,8 @@ def claim_batch(
             reason = "possible opt-out under review since launch"
         elif needs_window and row.contact_id not in in_window:
             reason = "outside WhatsApp's 24-hour window and no template"
+        elif row.round in left:
+            reason = f"left the sequence: {left[row.round]}"
         if reason:
             skips.append({"id": row.id, "state": RecipientState.SKIPPED.value, "action": reason})
             continue
@@ -262,6 +271,10 @@ def claim_batch(
             if after > now:  # quiet hours began since launch: it waits, never drops
                 waits.append({"id": row.id, "not_before": after})
                 continue
+        if cap is not None and (frees := cap.frees_at(recent.get(row.contact_id, []), now)):
+            waits.append({"id": row.id, "not_before": frees})  # the frequency cap: it waits
+            continue
+        recent.setdefault(row.contact_id, []).append(now)
         go.append(row)
     if skips:
         session.execute(update(CampaignRecipient), skips)
@@ -329,6 +342,22 @@ def claim_batch(
             ],
         )
     return claimed, len(rows)
+
+
+def _left_sequence(session: Session, rounds: list[int]) -> dict[int, str]:
+    """Of these step runs (a sequence recipient's ``round``), those whose enrolment has ended
+    since the message was queued, with why: a reply, an opt-out, a rep taking over."""
+    from crm.models import SequenceEnrollment, SequenceStepRun
+
+    rows = session.execute(
+        select(SequenceStepRun.id, SequenceEnrollment.exit_reason)
+        .join(SequenceEnrollment, SequenceEnrollment.id == SequenceStepRun.enrollment_id)
+        .where(
+            SequenceStepRun.id.in_(rounds),
+            SequenceEnrollment.status == "exited",
+        )
+    )
+    return {run_id: reason or "exited" for run_id, reason in rows}
 
 
 # --- record --------------------------------------------------------------------------------
@@ -418,6 +447,7 @@ class SendOptions:
     status_callback: Callable[[int], str | None] = lambda _id: None
     seconds: float = JOB_SECONDS
     stale: timedelta = STALE_SENDING
+    cap: FrequencyCap | None = None  # marketing messages per contact per window
 
 
 def _send_one(
@@ -531,6 +561,7 @@ def send_chunk(
                             utcnow(),
                             ahead - unanswered,
                             result,
+                            options.cap,
                         )
                         if campaign is not None and not result.stopped
                         else ([], 0)
@@ -696,6 +727,9 @@ def next_due(
 
 def finish_if_done(session: Session, campaign_id: int) -> bool:
     """Mark the campaign done when no recipient is left pending or sending."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is not None and campaign.sequence_id is not None:
+        return False  # a sequence's step campaign runs as long as its sequence
     left = session.scalar(
         select(func.count())
         .select_from(CampaignRecipient)
@@ -706,7 +740,6 @@ def finish_if_done(session: Session, campaign_id: int) -> bool:
             ),
         )
     )
-    campaign = session.get(Campaign, campaign_id)
     if left or campaign is None or campaign.status != CampaignStatus.RUNNING:
         return False
     campaign.status = CampaignStatus.DONE.value

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.models import ChannelConsent, ConsentStatus, Contact, Direction
+from crm.sequence_exits import exit_contacts
 from crm.timeline import add_entry
 
 
@@ -57,6 +58,8 @@ def set_consent(
         body=f"Contact {verb} {channel} ({source})",
         meta={"event": "consent", "channel": channel, "status": str(status), "source": source},
     )
+    if status is ConsentStatus.OPTED_OUT:
+        exit_contacts(session, [contact.id], "opt_out")  # every sequence, at once
     return True
 
 

@@ -17,6 +17,7 @@ from crm.models import (
     Interaction,
     LifecycleStage,
 )
+from crm.sequence_triggers import note
 from crm.timeline import add_entry
 
 PHONE = "phone"
@@ -107,6 +108,7 @@ def set_tags(*, session: Session, contact: Contact, tags: list[str]) -> None:
         if clean and clean not in existing:
             contact.tags.append(ContactTag(tag=clean))
             existing.add(clean)
+            note(session, "tag_added", contact, clean)
 
 
 def merge_contacts(*, session: Session, survivor_id: int, merged_id: int, actor: str) -> Contact:

@@ -21,6 +21,7 @@ from crm.db import insert_skipping_conflicts
 from crm.ids import is_id
 from crm.models import Contact, Conversation, ConversationStatus, Role, User
 from crm.models.base import utcnow
+from crm.sequence_exits import exit_contacts
 from crm.users import takes_work
 
 THREADED_CHANNELS = frozenset({"sms", "whatsapp"})
@@ -130,6 +131,7 @@ def record_reply(
     session: Session, contact_id: int, channel: str, user: User, at: datetime | None = None
 ) -> Conversation | None:
     """A user wrote to the contact: the thread is read, and theirs if it was nobody's."""
+    exit_contacts(session, [contact_id], "rep", now=at)  # sequences that stop for a rep
     if channel not in THREADED_CHANNELS:
         return None
     at = at or utcnow()

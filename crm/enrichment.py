@@ -30,6 +30,8 @@ from crm.conversations import Arrival, record_arrivals
 from crm.db import insert_skipping_conflicts, skip_locked
 from crm.models import Channel, ChannelConsent, ConsentStatus, Contact, Direction, Interaction
 from crm.models.base import utcnow
+from crm.sequence_exits import exit_contacts
+from crm.sequence_triggers import note
 from crm.signals import HUMAN_REQUEST, signal_values
 from intelligence.signals import Signals
 from intelligence.text import has_words, normalize
@@ -139,7 +141,12 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
         if not has_words(normalize(text)):
             continue  # numbers or punctuation (a USSD choice): says nothing about the person
         paused = (contact.id, row.channel) in opted_out
+        mood = contact.sentiment
         found = _roll_up(contact, row, text, signal, already_opted_out=paused, now=now)
+        if signal.intent != "other":
+            note(session, "intent", contact, signal.intent)
+        if contact.sentiment != mood:
+            note(session, "sentiment", contact, contact.sentiment)
         entries.extend(found)
         kinds = {entry["metadata"]["signal"] for entry in found}
         score_events.setdefault(contact, []).extend(_score_events(row, signal, kinds))
@@ -161,6 +168,11 @@ def enrich(session: Session, interaction_ids: Sequence[int], classify: Classify)
         ):
             outcome.promoted.append(contact.id)
     _request_handoffs(session, outcome, entries)
+    # A reply ends the sequences that stop on one (those it enrols in come at commit, after).
+    latest: dict[int, datetime] = {}
+    for arrival in arrivals:
+        latest[arrival.contact_id] = max(arrival.at, latest.get(arrival.contact_id, arrival.at))
+    exit_contacts(session, latest, "reply", now=now, since=latest)
     return outcome
 
 

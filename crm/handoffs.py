@@ -19,6 +19,7 @@ from crm.models.base import utcnow
 from crm.models.handoffs import ACTIVE
 from crm.notifications import notify_admins
 from crm.routing import Trigger, hand_off, note_handoff, pick_rep
+from crm.sequence_exits import exit_contacts
 
 REJECT_REASONS = ("not_my_area", "too_busy", "duplicate", "not_a_lead", "wrong_language")
 
@@ -113,6 +114,7 @@ def accept(session: Session, handoff_id: int, user: User) -> Handoff:
     if handoff.status != HandoffStatus.OPEN:
         raise HandoffError(f"handoff {handoff_id} is {handoff.status}, not open")
     handoff.status = HandoffStatus.ACCEPTED.value
+    exit_contacts(session, [handoff.contact_id], "rep")
     _note(session, handoff, f"Handoff accepted by {user.name or user.email}", accepted_by=user.id)
     return handoff
 

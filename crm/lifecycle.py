@@ -11,6 +11,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from crm.models import Contact, Direction, LifecycleStage
+from crm.sequence_exits import exit_contacts
+from crm.sequence_triggers import note
 from crm.timeline import add_entry
 
 ORDER = (
@@ -76,6 +78,9 @@ def move(
             "reason": reason,
         },
     )
+    note(session, "stage_entered", contact, target.value)
+    if target == LifecycleStage.CUSTOMER:
+        exit_contacts(session, [contact.id], "customer")
     return True
 
 

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.sql.dml import Insert
 
 from crm.db import insert_skipping_conflicts
 from crm.models import Contact, ScoreEvent
 from crm.models.base import utcnow
+from crm.sequence_triggers import note_score
 
 DEFAULT_RULES = Path(__file__).parent / "config" / "scoring.yaml"
 CHANNEL_NAMES = {"sms": "SMS", "whatsapp": "WhatsApp", "ussd": "USSD", "voice": "call"}
@@ -179,6 +180,7 @@ def apply_events(
         gained[contact_id] = gained.get(contact_id, 0.0) + worth
     for contact in events:
         if contact.id in gained:
+            note_score(session, contact, contact.score)
             contact.score_points = current_score(contact, rules, now) + gained[contact.id]
             contact.score_at = now
             contact.score = round(contact.score_points + (contact.fit_points or 0.0))
@@ -192,6 +194,9 @@ def refit(contact: Contact, rules: ScoringRules | None = None, now: datetime | N
     if points == (contact.fit_points or 0.0):
         return False
     contact.fit_points = points
+    session = object_session(contact)
+    if session is not None:
+        note_score(session, contact, contact.score)
     contact.score = round(current_score(contact, rules, now) + points)
     return True
 

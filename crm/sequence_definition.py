@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm.campaign_render import Template, TemplateError, compile_template
 from crm.models import LifecycleStage
@@ -102,6 +103,10 @@ class Sequence:
     steps: tuple[Step, ...]
     exit_on: frozenset[str] = frozenset({"reply"})
     reentry_after: timedelta | None = None  # None: a contact enrols once, ever
+    # Local HH:MM in the contact's zone; sends wait for their end. None: send at any hour.
+    quiet_start: str | None = "20:00"
+    quiet_end: str | None = "08:00"
+    timezone: str = "UTC"  # for numbers whose zone the number does not pin down
 
     def index(self, step_id: str) -> int:
         return next(i for i, step in enumerate(self.steps) if step.id == step_id)
@@ -308,7 +313,16 @@ def _check_flow(steps: tuple[Step, ...]) -> None:
 def parse_sequence(raw: object) -> Sequence:
     """Read and check a definition; raises DefinitionError naming what is wrong."""
     spec = _object(raw, "sequence")
-    known = {"name", "trigger", "audience", "steps", "exit_on", "reentry"}
+    known = {
+        "name",
+        "trigger",
+        "audience",
+        "steps",
+        "exit_on",
+        "reentry",
+        "quiet_hours",
+        "timezone",
+    }
     if unknown := sorted(set(spec) - known):
         raise DefinitionError(f"unknown keys {', '.join(unknown)}; known: {', '.join(known)}")
     name = _text(spec.get("name"), "name", 200)
@@ -330,4 +344,32 @@ def parse_sequence(raw: object) -> Sequence:
     if reentry is not None:
         days = _object(reentry, "reentry").get("after_days")
         after = timedelta(days=_whole(days, "reentry after_days", 0, 3650))
-    return Sequence(name, trigger, audience, steps, frozenset(exit_on), after)
+    quiet_start, quiet_end = _quiet_hours(spec.get("quiet_hours", {}))
+    zone = _text(spec.get("timezone", "UTC"), "timezone")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DefinitionError(f"timezone {zone!r} is not a known time zone") from None
+    return Sequence(
+        name,
+        trigger,
+        audience,
+        steps,
+        frozenset(exit_on),
+        after,
+        quiet_start,
+        quiet_end,
+        zone,
+    )
+
+
+def _quiet_hours(raw: object) -> tuple[str | None, str | None]:
+    """``{start: "20:00", end: "08:00"}`` (the default), or null for none."""
+    if raw is None:
+        return None, None
+    spec = _object(raw, "quiet_hours")
+    if unknown := set(spec) - {"start", "end"}:
+        raise DefinitionError(f"quiet_hours: unknown {', '.join(sorted(unknown))}")
+    start = _hhmm(spec.get("start", "20:00"), "quiet_hours start")
+    end = _hhmm(spec.get("end", "08:00"), "quiet_hours end")
+    return start, end

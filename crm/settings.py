@@ -11,7 +11,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crm.frequency_cap import FrequencyCap
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,6 +118,11 @@ class Settings:
     # Messages per second per sender ("sender=rate,..."); unset senders: 1 for a long code,
     # 100 for a short code or messaging service (crm/send_limits.py).
     send_rates: tuple[tuple[str, int], ...] = ()
+    # Marketing messages (campaigns and sequences together) per contact per window; 0: no cap.
+    marketing_cap_messages: int = 2
+    marketing_cap_hours: int = 24
+    # Sequences: due enrolments a worker claims per transaction.
+    sequence_batch: int = 500
     # A signed-in browser session ends after this many hours without a request.
     web_session_hours: int = 12
     # Sign-in attempts allowed per client address and per email (Flask-Limiter notation).
@@ -121,6 +131,12 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def frequency_cap(self) -> FrequencyCap:
+        from crm.frequency_cap import FrequencyCap
+
+        return FrequencyCap(self.marketing_cap_messages, timedelta(hours=self.marketing_cap_hours))
 
     @property
     def twilio_configured(self) -> bool:
@@ -195,6 +211,9 @@ class Settings:
             campaign_threads=_int(env, "CAMPAIGN_THREADS", cls.campaign_threads),
             campaign_stale_seconds=_int(env, "CAMPAIGN_STALE_SECONDS", cls.campaign_stale_seconds),
             web_session_hours=_int(env, "WEB_SESSION_HOURS", cls.web_session_hours),
+            marketing_cap_messages=_int(env, "MARKETING_CAP", cls.marketing_cap_messages),
+            marketing_cap_hours=_int(env, "MARKETING_CAP_HOURS", cls.marketing_cap_hours),
+            sequence_batch=_int(env, "SEQUENCE_BATCH", cls.sequence_batch),
             login_rate_limit=env.get("LOGIN_RATE_LIMIT") or cls.login_rate_limit,
             send_rates=_rates(env, "SEND_RATES"),
         )
@@ -215,6 +234,10 @@ class Settings:
             except ValueError:
                 message = f"AT_ALLOWED_IPS: {entry!r} is not an address or range"
                 raise SettingsError(message) from None
+        if self.marketing_cap_messages < 0 or self.marketing_cap_hours < 1:
+            raise SettingsError("MARKETING_CAP must be 0 or more, MARKETING_CAP_HOURS 1 or more")
+        if not 1 <= self.sequence_batch <= 5000:
+            raise SettingsError("SEQUENCE_BATCH must be between 1 and 5000")
         if not 40 <= self.ussd_screen_chars <= 1000:
             raise SettingsError("USSD_SCREEN_CHARS must be between 40 and 1000")
         if self.default_region not in phonenumbers.SUPPORTED_REGIONS:

@@ -32,6 +32,7 @@ from crm.models import Channel, Contact, Direction, Interaction
 from crm.models.base import utcnow
 from crm.phones import to_e164
 from crm.runtime import Runtime
+from crm.sequence_triggers import menu_nodes, note
 from crm.timeline import insert_once
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,13 @@ def answer_hop(*, runtime: Runtime, menu: Menu, hop: UssdHop) -> UssdAnswer:
     key = _key(hop.provider, hop.session_id)
     known = _cached(runtime.redis, key)
     effects = result.effects
+    triggers = not result.error and node.id in menu_nodes(runtime.engine)  # a sequence's trigger
     needs_contact = bool(
-        effects.captured or effects.callback or effects.opt_out or PLACEHOLDER.search(node.prompt)
+        effects.captured
+        or effects.callback
+        or effects.opt_out
+        or PLACEHOLDER.search(node.prompt)
+        or triggers
     )
     if known is not None and not needs_contact:
         text, end = ussd_screen(menu, result, {})
@@ -172,6 +178,8 @@ def answer_hop(*, runtime: Runtime, menu: Menu, hop: UssdHop) -> UssdAnswer:
                     interaction_id=current.interaction_id,
                     node_id=node.id,
                 )
+                if triggers:
+                    note(session, "menu_node", contact, node.id)
                 session.flush()
                 if effects.captured is not None and effects.captured.validator == "text":
                     _enrich_again(session, current.interaction_id)

@@ -31,6 +31,7 @@ from crm.models.base import utcnow
 from crm.phones import to_e164
 from crm.runtime import Runtime
 from crm.scoring import Event, apply_events
+from crm.sequence_triggers import note
 from crm.signals import CALLBACK_REQUEST, record_signal
 from crm.timeline import add_entry, insert_once
 
@@ -151,6 +152,7 @@ def answer_gather(*, runtime: Runtime, event: CallEvent, inputs: list[str]) -> s
             interaction_id=call.id,
             node_id=result.node_id,
         )
+        note(session, "menu_node", contact, result.node_id)
         _update(call, path=list(result.path))
         session.flush()
         return _menu_twiml(menu, call, contact, [*inputs, value], None)

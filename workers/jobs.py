@@ -133,6 +133,7 @@ def send_campaign_chunk(*, outbox_id: int, campaign_id: int, first_id: int, last
         },
         status_callback=lambda interaction_id: rt.status_callback_url(adapter.name, interaction_id),
         stale=stale,
+        cap=settings.frequency_cap,
     )
     # A thread waking for its send slot waits for the GIL: at most 1 ms a holder, not Python's
     # default 5, so sends leave on time (a late one gives up its slot).

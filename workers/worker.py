@@ -19,6 +19,7 @@ from crm import dashboard_stats, log_redaction, outbox
 from crm.conversations import wake_snoozed
 from crm.runtime import Runtime
 from crm.ussd import close_stale_sessions
+from workers import sequence_clock
 from workers.context import use
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,9 @@ def run_worker(
     if burst:
         relay_once(runtime)
         sweep_once(runtime)
+        sequence_clock.run_steps(runtime)
+        sequence_clock.scan_triggers(runtime)
+        relay_once(runtime)  # the sends those steps queued
     else:
         _start("relay", lambda: relay_once(runtime, block_seconds=1), stop, pause=2.0)
 
@@ -105,6 +109,7 @@ def run_worker(
             stop.wait(sweep_interval)
 
         _start("sweeper", sweep_then_wait, stop, pause=sweep_interval)
+        _start("sequences", lambda: sequence_clock.tick(runtime, stop), stop, pause=2.0)
     worker = SimpleWorker(queues or outbox.QUEUES, connection=_blocking_connection(runtime.redis))
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")

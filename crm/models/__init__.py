@@ -23,6 +23,13 @@ from crm.models.interactions import Channel, Direction, Interaction
 from crm.models.notifications import Notification
 from crm.models.outbox import OutboxJob
 from crm.models.scoring import ScoreEvent
+from crm.models.sequences import (
+    EnrollmentStatus,
+    Sequence,
+    SequenceEnrollment,
+    SequenceStatus,
+    SequenceStepRun,
+)
 from crm.models.users import ApiToken, Role, User
 from crm.models.web_sessions import WebSession
 
@@ -41,6 +48,7 @@ __all__ = [
     "ConversationStatus",
     "Deal",
     "Direction",
+    "EnrollmentStatus",
     "Handoff",
     "HandoffStatus",
     "Identity",
@@ -52,6 +60,10 @@ __all__ = [
     "Role",
     "ScoreEvent",
     "Segment",
+    "Sequence",
+    "SequenceEnrollment",
+    "SequenceStatus",
+    "SequenceStepRun",
     "User",
     "WebSession",
 ]

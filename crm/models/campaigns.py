@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -86,12 +87,28 @@ class Campaign(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     launched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A sequence's send step sends through a campaign of its own (crm.sequence_campaigns): the
+    # same claim, rate limits, quiet hours, consent checks and attribution as a broadcast.
+    sequence_id: Mapped[int | None] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
+    sequence_step: Mapped[str | None] = mapped_column(String(40))
+
+
+Index(
+    "uq_campaigns_sequence_step",
+    Campaign.sequence_id,
+    Campaign.sequence_step,
+    unique=True,
+    postgresql_where=text("sequence_id IS NOT NULL"),
+    sqlite_where=text("sequence_id IS NOT NULL"),
+)
 
 
 class CampaignRecipient(Base):
     __tablename__ = "campaign_recipients"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "contact_id"),
+        # One message per contact per campaign; a sequence's send step sends one per step run
+        # (round: the run's id; 0 for a one-shot campaign).
+        UniqueConstraint("campaign_id", "contact_id", "round"),
         Index("ix_campaign_recipients_state", "campaign_id", "state", "not_before"),
         # Attribution: the campaign messages a contact got lately.
         Index("ix_campaign_recipients_contact_sent", "contact_id", "sent_at"),
@@ -103,6 +120,7 @@ class CampaignRecipient(Base):
     phone: Mapped[str] = mapped_column(String(32))
     variant: Mapped[str] = mapped_column(String(20), default="A")
     body: Mapped[str] = mapped_column(Text, default="")  # rendered at launch
+    round: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     segments: Mapped[int] = mapped_column(Integer, default=1)
     state: Mapped[str] = mapped_column(String(10), default=RecipientState.PENDING.value)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())  # quiet hours, schedule
