@@ -219,6 +219,7 @@ def claim_batch(
                 CampaignRecipient.interaction_id,
                 Contact.opt_out_review_at,
                 CampaignRecipient.round,
+                CampaignRecipient.content_variables,
             )
             .join(Contact, Contact.id == CampaignRecipient.contact_id)
             .where(
@@ -239,7 +240,7 @@ def claim_batch(
     needs_window = campaign.channel == "whatsapp" and not campaign.content_sid
     in_window = _in_whatsapp_window(session, contact_ids, now) if needs_window else set()
     quiet = bool(campaign.quiet_start and campaign.quiet_end)
-    recent = recent_marketing(session, contact_ids, now, cap) if cap and cap.on else {}
+    recent = _recent_locked(session, contact_ids, now, cap) if cap and cap.on else {}
     left = _left_sequence(session, [row.round for row in rows]) if campaign.sequence_id else {}
 
     skips: list[dict[str, Any]] = []
@@ -323,7 +324,8 @@ def claim_batch(
             sender=campaign.sender or "",
             attempts=row.attempts + 1,
             content_sid=campaign.content_sid if campaign.channel == "whatsapp" else None,
-            content_variables=dict(campaign.content_variables or {}) or None,
+            content_variables=dict(row.content_variables or campaign.content_variables or {})
+            or None,
         )
         for row in go
     ]
@@ -342,6 +344,23 @@ def claim_batch(
             ],
         )
     return claimed, len(rows)
+
+
+def _recent_locked(
+    session: Session, contact_ids: list[int], now: datetime, cap: FrequencyCap
+) -> dict[int, list[datetime]]:
+    """The contacts' recent marketing messages, read under a lock on the contacts' rows: two
+    jobs (two campaigns, or a campaign and a sequence) claiming for the same contact at once
+    take turns, so the second sees the first's message and the cap holds. Locked in id order,
+    so two claims never wait on each other in a cycle."""
+    if session.get_bind().dialect.name == "postgresql":  # SQLite serializes writers anyway
+        session.execute(
+            select(Contact.id)
+            .where(Contact.id.in_(sorted(set(contact_ids))))
+            .order_by(Contact.id)
+            .with_for_update()
+        )
+    return recent_marketing(session, contact_ids, now, cap)
 
 
 def _left_sequence(session: Session, rounds: list[int]) -> dict[int, str]:

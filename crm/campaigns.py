@@ -50,6 +50,8 @@ def _set_text(campaign: Campaign, data: dict[str, Any], name: str, limit: int) -
     value = data[name]
     if value is not None and (not isinstance(value, str) or len(value) > limit):
         raise CampaignError(f"{name} must be a string of at most {limit} characters")
+    if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot store it
+        raise CampaignError(f"{name} may not contain NUL characters")
     setattr(campaign, name, value.strip() if isinstance(value, str) else None)
 
 

@@ -393,6 +393,225 @@ def _follow(runtime: Runtime, campaign_id: int, total: int, interval: float) -> 
     click.echo(f"Campaign {campaign_id} is {status}.")
 
 
+# -- sequences -------------------------------------------------------------------------------
+
+
+@cli.group("sequences")
+def sequences_group() -> None:
+    """Triggered multi-step sequences: list, inspect, load, pause, resume, archive."""
+
+
+@sequences_group.command("list", with_appcontext=False)
+@click.option(
+    "--status",
+    type=click.Choice(["draft", "active", "paused", "archived"]),
+    help="Only sequences in this status.",
+)
+def sequences_list(status: str | None) -> None:
+    """One line per sequence: id, status, trigger, live and total enrolments, name."""
+    from sqlalchemy import func, select
+
+    from crm.models import Sequence, SequenceEnrollment
+    from crm.sequence_exits import LIVE
+
+    runtime = build_runtime(_settings())
+    with runtime.session() as session:
+        query = select(Sequence).order_by(Sequence.id)
+        if status:
+            query = query.where(Sequence.status == status)
+        sequences = list(session.scalars(query))
+        counts: dict[int, dict[str, int]] = {}
+        for sequence_id, state, count in session.execute(
+            select(SequenceEnrollment.sequence_id, SequenceEnrollment.status, func.count())
+            .where(SequenceEnrollment.sequence_id.in_([s.id for s in sequences]))
+            .group_by(SequenceEnrollment.sequence_id, SequenceEnrollment.status)
+        ):
+            counts.setdefault(sequence_id, {})[state] = count
+    if not sequences:
+        click.echo("No sequences.")
+        return
+    click.echo(f"{'ID':>4}  {'STATUS':<8}  {'TRIGGER':<14}  {'LIVE':>6}  {'ENROLLED':>8}  NAME")
+    for sequence in sequences:
+        by_status = counts.get(sequence.id, {})
+        live = sum(by_status.get(state, 0) for state in LIVE)
+        click.echo(
+            f"{sequence.id:>4}  {sequence.status:<8}  {sequence.trigger_type:<14}  "
+            f"{live:>6}  {sum(by_status.values()):>8}  {sequence.name}"
+        )
+
+
+def _trigger_text(trigger: object) -> str:
+    from crm.sequence_definition import Trigger
+
+    assert isinstance(trigger, Trigger)
+    if trigger.type == "date_attribute":
+        at = f" at {trigger.at}" if trigger.at else ""
+        return f"date_attribute {trigger.value} {trigger.offset_days:+d} days{at}"
+    return f"{trigger.type} {trigger.value}"
+
+
+def _step_text(step: object) -> str:
+    """A step in a few words: what it does."""
+    from crm.sequence_definition import Step
+
+    assert isinstance(step, Step)
+    if step.wait is not None:
+        minutes = int(step.wait.duration.total_seconds()) // 60
+        amounts = {"day": minutes // 1440, "hour": minutes // 60 % 24, "minute": minutes % 60}
+        parts = [f"{n} {unit}{'s' if n > 1 else ''}" for unit, n in amounts.items() if n]
+        if step.wait.at:
+            parts.append(f"until {step.wait.at}")
+        return "wait " + ", ".join(parts)
+    if step.send is not None:
+        text = step.send.body.source if step.send.body else f"template {step.send.content_sid}"
+        text = " ".join(text.split())
+        return f"send {step.send.channel}: {text[:60]}{'…' if len(text) > 60 else ''}"
+    if step.branch is not None:
+        branch = step.branch
+        return f"branch if {branch.condition} {branch.value}: {branch.then} else {branch.otherwise}"
+    if step.kind == "tag":
+        changes = [f"+{t}" for t in step.add_tags] + [f"-{t}" for t in step.remove_tags]
+        return "tag " + " ".join(changes)
+    if step.kind == "stage":
+        return f"stage to {step.stage}"
+    if step.kind == "handoff":
+        return f"handoff ({step.reason})"
+    return "exit"
+
+
+@sequences_group.command("show", with_appcontext=False)
+@click.argument("sequence_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def sequences_show(sequence_id: int, as_json: bool) -> None:
+    """A sequence's status, trigger and steps, with its results in total and per step."""
+    from crm.models import Sequence
+    from crm.sequence_results import results
+    from crm.sequences import definition_of
+
+    runtime = build_runtime(_settings())
+    with runtime.session() as session:
+        sequence = session.get(Sequence, sequence_id)
+        if sequence is None:
+            raise click.ClickException(f"no sequence {sequence_id}")
+        definition = definition_of(sequence)
+        figures = results(session, sequence)
+        head = (sequence.id, sequence.name, sequence.status, sequence.version)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2, ensure_ascii=False))
+        return
+    number, name, status, version = head
+    exits = ", ".join(f"{k} {v}" for k, v in sorted(figures["exited_by_reason"].items()))
+    revenue = ", ".join(
+        f"{amounts['revenue']} {currency} ({amounts['deals']} deals)"
+        for currency, amounts in sorted(figures["revenue"].items())
+    )
+    lines = [
+        f"Sequence {number}: {name}",
+        f"Status: {status} (version {version})",
+        f"Trigger: {_trigger_text(definition.trigger)}",
+        f"Exits on: {', '.join(sorted(definition.exit_on)) or 'opt-out only'}",
+        f"Enrolled: {figures['enrolled']} (active {figures['active']}, completed "
+        f"{figures['completed']}, exited {figures['exited']}{f': {exits}' if exits else ''})",
+        f"Messages sent: {figures['messages_sent']}, delivered {figures['delivered']}, "
+        f"replies {figures['replies']}, opted out {figures['opted_out']}, "
+        f"handoffs {figures['handoffs']}",
+        f"Revenue: {revenue or 'none'} (attribution {figures['attribution_days']} days)",
+        "Steps:",
+    ]
+    texts = {step.id: _step_text(step) for step in definition.steps}
+    for position, step in enumerate(figures["steps"], start=1):
+        what = texts.get(step["id"], "removed by an edit")
+        line = f"  {position}. {step['id']}: {what} (runs {step['runs']}"
+        if "messages" in step:
+            messages = step["messages"]
+            line += (
+                f"; sent {messages['sent']}, queued {messages['queued']}, "
+                f"delivered {messages['delivered']}, replied {messages['replied']}"
+            )
+        lines.append(line + ")")
+    click.echo("\n".join(lines))
+
+
+@sequences_group.command("load", with_appcontext=False)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--activate", is_flag=True, help="Make it active at once (else a draft).")
+def sequences_load(file: Path, activate: bool) -> None:
+    """Create a sequence from a YAML file (as those in crm/config/sequences/)."""
+    import yaml
+
+    from crm.sequence_definition import DefinitionError
+    from crm.sequences import create_sequence
+
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file.name} is not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{file.name} is not valid YAML: {exc}") from None
+    runtime = build_runtime(_settings())
+    try:
+        with runtime.session() as session:
+            sequence = create_sequence(session, raw, None, activate=activate)
+            created = (sequence.id, sequence.name, sequence.status)
+    except DefinitionError as exc:
+        raise click.ClickException(f"{file.name}: {exc}") from None
+    click.echo(f"Created sequence {created[0]} “{created[1]}” ({created[2]}).")
+
+
+def _set_sequence_status(sequence_id: int, action: str) -> None:
+    """The API's action (``crm.api.sequences.ACTIONS``): the same states allow it."""
+    from crm.api.sequences import ACTIONS
+    from crm.models import Sequence
+    from crm.sequences import SequenceError, set_status
+
+    sources, target = ACTIONS[action]
+    runtime = build_runtime(_settings())
+    try:
+        with runtime.session() as session:
+            sequence = session.get(Sequence, sequence_id, with_for_update=True)
+            if sequence is None:
+                raise click.ClickException(f"no sequence {sequence_id}")
+            if sequence.status not in sources:
+                raise SequenceError(
+                    f"sequence {sequence_id} is {sequence.status}: it cannot {action}"
+                )
+            moved = set_status(session, sequence, target)
+            status = sequence.status
+    except SequenceError as exc:
+        raise click.ClickException(str(exc)) from None
+    done = {"pause": "paused", "resume": "resumed", "archive": "exited"}
+    counted = f"; {moved} enrolments {done[action]}" if action in done else ""
+    click.echo(f"Sequence {sequence_id} is {status}{counted}.")
+
+
+@sequences_group.command("activate", with_appcontext=False)
+@click.argument("sequence_id", type=int)
+def sequences_activate(sequence_id: int) -> None:
+    """Activate a draft: its trigger enrols contacts from now on."""
+    _set_sequence_status(sequence_id, "activate")
+
+
+@sequences_group.command("pause", with_appcontext=False)
+@click.argument("sequence_id", type=int)
+def sequences_pause(sequence_id: int) -> None:
+    """Pause an active sequence: every enrolled contact holds where it is."""
+    _set_sequence_status(sequence_id, "pause")
+
+
+@sequences_group.command("resume", with_appcontext=False)
+@click.argument("sequence_id", type=int)
+def sequences_resume(sequence_id: int) -> None:
+    """Resume a paused sequence."""
+    _set_sequence_status(sequence_id, "resume")
+
+
+@sequences_group.command("archive", with_appcontext=False)
+@click.argument("sequence_id", type=int)
+def sequences_archive(sequence_id: int) -> None:
+    """Stop a sequence for good: its enrolled contacts exit; its results stay."""
+    _set_sequence_status(sequence_id, "archive")
+
+
 # -- outbox ------------------------------------------------------------------------------------
 
 

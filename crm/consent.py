@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.models import ChannelConsent, ConsentStatus, Contact, Direction
+from crm.models.base import utcnow
 from crm.sequence_exits import exit_contacts
 from crm.timeline import add_entry
 
@@ -49,6 +50,7 @@ def set_consent(
     else:
         current.status = status
         current.source = source
+        current.changed_at = utcnow()  # when it last changed: opt-out checks compare it
     verb = "opted out of" if status is ConsentStatus.OPTED_OUT else "opted in to"
     add_entry(
         session=session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -99,6 +100,14 @@ def add_identity(*, session: Session, contact: Contact, e164: str) -> bool:
     session.add(Identity(contact_id=contact.id, kind=PHONE, value=e164))
     session.flush()
     return True
+
+
+def touched(contact: Contact, channel: str, at: datetime) -> None:
+    """The contact reached us (a call, a USSD session): their last touch, which inactivity
+    triggers read. Messages are recorded by the enrichment job, with their campaign."""
+    if contact.last_touch_at is None or contact.last_touch_at <= at:
+        contact.last_touch_channel = channel
+        contact.last_touch_at = at
 
 
 def set_tags(*, session: Session, contact: Contact, tags: list[str]) -> None:

@@ -32,6 +32,7 @@ from crm.demo_story import TEAM
 from crm.models import Base, Contact, User
 from crm.models.base import utcnow
 from crm.runtime import Runtime, build_adapters
+from crm.sequence_examples import load_examples
 
 __all__ = ["DemoCredentials", "DemoError", "is_empty", "reset", "seed"]
 
@@ -84,6 +85,10 @@ class DemoCredentials:
         path.chmod(0o600)
 
 
+# The shipped sequences the demo turns on (win-back would message every quiet customer at once).
+DEMO_ACTIVE_SEQUENCES = ("price_follow_up", "welcome_after_ussd")
+
+
 def is_empty(session: Session) -> bool:
     """No users and no contacts: the only database the demo goes into."""
     return not session.scalar(select(func.count(User.id))) and not session.scalar(
@@ -112,6 +117,9 @@ def seed(runtime: Runtime) -> DemoCredentials | None:
     credentials = player.plan(secrets.token_urlsafe(12), classify)
     player.play()
     player.retime()
+    with runtime.session() as session:
+        # After the replay, so the month of history enrols nobody: they wait for new events.
+        load_examples(session, active=DEMO_ACTIVE_SEQUENCES)
     # A worker's sweeper may have cached days the retiming has just filled.
     dashboard_stats.forget(runtime.redis)
     return DemoCredentials(

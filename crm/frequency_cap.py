@@ -29,6 +29,8 @@ class FrequencyCap:
 
     def frees_at(self, sent: list[datetime], now: datetime) -> datetime | None:
         """When one more message may go, given the times of those counted (None: now)."""
+        if not self.on:
+            return None
         recent = sorted(at for at in sent if at > now - self.window)
         if len(recent) < self.messages:
             return None

@@ -180,7 +180,7 @@ def apply_events(
         gained[contact_id] = gained.get(contact_id, 0.0) + worth
     for contact in events:
         if contact.id in gained:
-            note_score(session, contact, contact.score)
+            note_score(session, contact, score_now(contact, rules, now))
             contact.score_points = current_score(contact, rules, now) + gained[contact.id]
             contact.score_at = now
             contact.score = round(contact.score_points + (contact.fit_points or 0.0))
@@ -193,12 +193,18 @@ def refit(contact: Contact, rules: ScoringRules | None = None, now: datetime | N
     points = sum(rule.points for rule in rules.fit.values() if rule.matches(contact))
     if points == (contact.fit_points or 0.0):
         return False
-    contact.fit_points = points
     session = object_session(contact)
-    if session is not None:
-        note_score(session, contact, contact.score)
+    if session is not None:  # the score before: the old fit points on today's behaviour points
+        note_score(session, contact, score_now(contact, rules, now))
+    contact.fit_points = points
     contact.score = round(current_score(contact, rules, now) + points)
     return True
+
+
+def score_now(contact: Contact, rules: ScoringRules, now: datetime | None = None) -> int:
+    """The score as of now: behaviour points decayed to ``now`` plus fit points (``score`` is
+    as of the last event)."""
+    return round(current_score(contact, rules, now) + (contact.fit_points or 0.0))
 
 
 def total(contact: Contact) -> float:

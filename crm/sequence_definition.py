@@ -30,6 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm.campaign_render import Template, TemplateError, compile_template
+from crm.lifecycle import DISQUALIFY_REASONS
 from crm.models import LifecycleStage
 from crm.reply_library import CONTENT_SID
 from crm.segments import SegmentError, SegmentFilters, parse_filters
@@ -71,7 +72,8 @@ class Send:
     channel: str
     body: Template | None
     content_sid: str | None = None  # a WhatsApp template: needed outside the 24 h window
-    content_variables: dict[str, str] = field(default_factory=dict)
+    # The template's variables, each a Jinja template like the body (personalized per contact).
+    content_variables: dict[str, Template] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -133,9 +135,15 @@ CONDITIONS: dict[str, Any] = {
 }
 
 
-def _object(raw: object, where: str) -> dict[str, Any]:
+def _object(raw: object, where: str, known: set[str] | None = None) -> dict[str, Any]:
+    """An object; with ``known``, one holding only those keys (a misspelt key is refused, not
+    silently ignored)."""
     if not isinstance(raw, dict):
         raise DefinitionError(f"{where} must be an object")
+    if known is not None and (unknown := sorted(set(raw) - known)):
+        raise DefinitionError(
+            f"{where}: unknown {', '.join(map(str, unknown))}; known: {', '.join(sorted(known))}"
+        )
     return raw
 
 
@@ -178,6 +186,8 @@ def parse_trigger(raw: object) -> Trigger:
         raise DefinitionError(f"trigger type must be one of {', '.join(TRIGGERS)}")
     key, allowed = TRIGGERS[kind]
     assert key is not None
+    extra = {"offset_days", "at"} if kind == "date_attribute" else set()
+    _object(spec, f"trigger {kind}", {"type", key} | extra)
     value = _value(spec.get(key), allowed, f"trigger {kind}: {key}")
     if kind == "date_attribute":
         offset = _whole(spec.get("offset_days", 0), "trigger offset_days", -365, 365)
@@ -206,7 +216,7 @@ def _wait(raw: object, where: str) -> Wait:
 
 
 def _send(raw: object, where: str) -> Send:
-    spec = _object(raw, where)
+    spec = _object(raw, where, {"channel", "body", "content_sid", "content_variables"})
     channel = spec.get("channel")
     if channel not in ("sms", "whatsapp"):
         raise DefinitionError(f"{where} channel must be sms or whatsapp")
@@ -222,13 +232,14 @@ def _send(raw: object, where: str) -> Send:
         raise DefinitionError(f"{where} needs a body (or, on WhatsApp, a content_sid)")
     try:
         body = compile_template(spec["body"]) if "body" in spec else None
+        compiled = {name: compile_template(value) for name, value in variables.items()}
     except TemplateError as exc:
-        raise DefinitionError(f"{where} body: {exc}") from None
-    return Send(channel, body, sid, dict(variables))
+        raise DefinitionError(f"{where} body or content_variables: {exc}") from None
+    return Send(channel, body, sid, compiled)
 
 
 def _branch(raw: object, where: str) -> Branch:
-    spec = _object(raw, where)
+    spec = _object(raw, where, {"if", "then", "else"})
     condition = _object(spec.get("if"), f"{where} if")
     if len(condition) != 1 or next(iter(condition)) not in CONDITIONS:
         raise DefinitionError(f"{where} if must be one of {', '.join(CONDITIONS)}")
@@ -270,21 +281,25 @@ def parse_step(raw: object, position: int) -> Step:
     if kind == "branch":
         return Step(step_id, kind, branch=_branch(body, where))
     if kind == "tag":
-        tags = _object(body, where)
+        tags = _object(body, where, {"add", "remove"})
         add, remove = _tags(tags.get("add"), f"{where} add"), _tags(tags.get("remove"), where)
         if not add and not remove:
             raise DefinitionError(f"{where} adds or removes at least one tag")
         return Step(step_id, kind, add_tags=add, remove_tags=remove)
     if kind == "stage":
-        move = _object(body, where)
+        move = _object(body, where, {"to", "reason"})
         stage = _value(move.get("to"), tuple(LifecycleStage), f"{where} to")
         reason = _text(move["reason"], f"{where} reason", 200) if "reason" in move else None
+        if stage == LifecycleStage.DISQUALIFIED and reason not in DISQUALIFY_REASONS:
+            raise DefinitionError(
+                f"{where}: disqualifying needs a reason, one of {', '.join(DISQUALIFY_REASONS)}"
+            )
         return Step(step_id, kind, stage=str(stage), reason=reason)
     if kind == "handoff":
-        handoff = _object(body, where)
+        handoff = _object(body, where, {"reason"})
         reason = _text(handoff.get("reason", "sequence"), f"{where} reason", 40)
         return Step(step_id, kind, reason=reason)
-    _object(body, where)  # exit: {}
+    _object(body, where, set())  # exit: {}
     return Step(step_id, kind)
 
 
@@ -310,8 +325,30 @@ def _check_flow(steps: tuple[Step, ...]) -> None:
                 )
 
 
+def _storable(value: object, depth: int = 0) -> None:
+    """Text a database can keep: no NUL (PostgreSQL's JSONB refuses it), no lone surrogate,
+    and no nesting deeper than a definition has."""
+    if depth > 20:
+        raise DefinitionError("the definition is nested too deeply")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise DefinitionError("text may not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DefinitionError("text must be valid Unicode") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, depth + 1)
+            _storable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item, depth + 1)
+
+
 def parse_sequence(raw: object) -> Sequence:
     """Read and check a definition; raises DefinitionError naming what is wrong."""
+    _storable(raw)
     spec = _object(raw, "sequence")
     known = {
         "name",

@@ -14,7 +14,7 @@ last enrolment ended.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, or_, select, text
@@ -30,6 +30,7 @@ from crm.sequence_definition import Trigger
 from crm.sequences import definition_of
 
 CHUNK = 2000
+DATES_CATCH_UP = timedelta(days=7)
 _LISTENING = (
     "crm:sequences:listening"  # session.info: trigger type -> active sequences (this transaction)
 )
@@ -92,7 +93,7 @@ def enrol(
 ) -> list[int]:
     """Enrol the eligible contacts among ``contact_ids``; those enrolled. Bulk: a fixed number
     of statements per 2,000 contacts."""
-    if sequence.status != "active":
+    if _status_now(session, sequence.id) != "active":
         return []
     now = now or utcnow()
     definition = definition_of(sequence)
@@ -107,6 +108,17 @@ def enrol(
         if chunk:
             enrolled.extend(_insert(session, sequence, chunk, definition.steps[0].id, trigger, now))
     return enrolled
+
+
+def _status_now(session: Session, sequence_id: int) -> str | None:
+    """The sequence's committed status, read under a share lock on PostgreSQL: a pause being
+    committed (it holds the row for update) is waited for, so nobody enrols as active into a
+    sequence that has just been paused."""
+    query = select(Sequence.status).where(Sequence.id == sequence_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    with session.no_autoflush:
+        return session.scalar(query)
 
 
 def _may_enter(
@@ -183,13 +195,18 @@ def _insert(
 # --- the periodic scan: date attributes and inactivity -------------------------------------
 
 
-def scan(session: Session, now: datetime | None = None, since: datetime | None = None) -> int:
-    """Enrol the contacts that date and inactivity triggers select now; how many.
+def scan(
+    session: Session, now: datetime | None = None, since: Mapping[int, datetime] | None = None
+) -> dict[int, int]:
+    """Enrol the contacts that date and inactivity triggers select now; how many per sequence
+    scanned.
 
-    ``since``: the previous scan, so each scan looks only at what became due since (None: all,
-    as when a sequence is first activated; re-entry rules keep it from enrolling twice)."""
+    ``since``: per sequence, its previous scan, so a scan looks only at what became due since.
+    A sequence never scanned looks at everything (a win-back activated today enrols everyone
+    already inactive); re-entry rules keep a contact from enrolling twice either way."""
     now = now or utcnow()
-    total = 0
+    since = since or {}
+    counts: dict[int, int] = {}
     for sequence in session.scalars(
         select(Sequence).where(
             Sequence.status == "active",
@@ -198,14 +215,15 @@ def scan(session: Session, now: datetime | None = None, since: datetime | None =
     ):
         definition = definition_of(sequence)
         trigger = definition.trigger
+        last = since.get(sequence.id)
         if trigger.type == "inactive":
-            candidates = _inactive(session, int(trigger.value or 1), now, since)
+            candidates = _inactive(session, int(trigger.value or 1), now, last)
             label = f"inactive {trigger.value} days"
         else:
-            candidates = _dates_due(session, trigger, definition.timezone, now, since)
+            candidates = _dates_due(session, trigger, definition.timezone, now, last)
             label = f"{trigger.value} {trigger.offset_days:+d} days"
-        total += len(enrol(session, sequence, candidates, trigger=label, now=now))
-    return total
+        counts[sequence.id] = len(enrol(session, sequence, candidates, trigger=label, now=now))
+    return counts
 
 
 def _inactive(session: Session, days: int, now: datetime, since: datetime | None) -> list[int]:
@@ -222,12 +240,13 @@ def _dates_due(
     session: Session, trigger: Trigger, fallback: str, now: datetime, since: datetime | None
 ) -> list[int]:
     """Contacts whose date attribute, moved by ``offset_days`` and set at ``at`` in their own
-    zone, falls between the previous scan (or a day ago) and now."""
-    start = since or now - timedelta(days=1)
-    days = {
-        (now + timedelta(days=d)).date() - timedelta(days=trigger.offset_days)
-        for d in (-2, -1, 0, 1)
-    }
+    zone, falls between the previous scan (or a day ago, for a sequence never scanned) and now;
+    never more than ``DATES_CATCH_UP`` back (workers stopped for weeks do not send last month's
+    renewal reminders)."""
+    start = max(since or now - timedelta(days=1), now - DATES_CATCH_UP)
+    first = start.date() - timedelta(days=1)  # local dates run up to a day either side of UTC
+    span = (now.date() - first).days + 2
+    days = {first + timedelta(days=d) - timedelta(days=trigger.offset_days) for d in range(span)}
     stored = func.substr(Contact.attributes[str(trigger.value)].as_string(), 1, 10)
     rows = session.execute(
         select(Contact.id, stored, func.min(Identity.value))

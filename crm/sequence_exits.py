@@ -28,6 +28,7 @@ REASONS = {
     "merged": "the contact was merged into another",
     "archived": "the sequence was archived",
     "step_removed": "an edit removed the step it was on",
+    "removed": "taken out by hand",
 }
 _FLAGS: dict[str, Any] = {
     "reply": Sequence.exit_on_reply,

@@ -49,6 +49,7 @@ from crm.models import (
 )
 from crm.models.base import utcnow
 from crm.routing import Trigger, request_handoff
+from crm.scoring import load_rules, score_now
 from crm.send_windows import after_quiet_hours, zone_of
 from crm.sequence_definition import NEXT, Step, Wait
 from crm.sequence_definition import Sequence as Definition
@@ -265,6 +266,12 @@ class _Walker:
     # --- one enrolment -----------------------------------------------------------------
 
     def walk(self, enrollment: SequenceEnrollment, sequence: Sequence) -> None:
+        if sequence.status != "active":  # enrolled as it was being paused or archived
+            if sequence.status == "paused":
+                enrollment.status = EnrollmentStatus.PAUSED.value
+            else:
+                self._end(enrollment, sequence, "archived")
+            return
         definition = definition_of(sequence)
         contact = self.context.contacts.get(enrollment.contact_id)
         if contact is None:
@@ -340,7 +347,7 @@ class _Walker:
             replied = self.context.last_inbound.get(contact.id)
             holds = (replied is not None and replied > enrollment.entered_at) == value
         elif branch.condition == "score_above":
-            holds = contact.score > int(value)
+            holds = score_now(contact, load_rules(), self.now) > int(value)
         elif branch.condition == "intent":
             holds = contact.last_intent == value
         elif branch.condition == "sentiment":
@@ -382,6 +389,10 @@ class _Walker:
                 from crm.contacts import set_tags  # fires tag_added for other sequences
 
                 set_tags(session=self.session, contact=contact, tags=added)
+            if added or removed:
+                from crm.contact_edits import rescore  # fit rules may read tags
+
+                rescore(self.session, contact)
             changes = [f"+{t}" for t in added] + [f"-{t}" for t in sorted(removed)]
             self._run(enrollment, sequence, step, "tags " + (" ".join(changes) or "unchanged"))
         elif step.kind == "stage":
@@ -450,21 +461,16 @@ class _Walker:
         sent = self.context.recent.setdefault(contact.id, [])
         if self.cap is not None and (frees := self.cap.frees_at(sent, self.now)):
             raise _Hold(frees, f"frequency cap ({self.cap.messages} a day)")
+        seen = context_for(
+            name=contact.name,
+            phone=phone,
+            lifecycle_stage=contact.lifecycle_stage,
+            score=contact.score,
+            attributes=contact.attributes,
+        )
         try:
-            body = (
-                render(
-                    send.body,
-                    context_for(
-                        name=contact.name,
-                        phone=phone,
-                        lifecycle_stage=contact.lifecycle_stage,
-                        score=contact.score,
-                        attributes=contact.attributes,
-                    ),
-                )
-                if send.body is not None
-                else ""
-            )
+            body = render(send.body, seen) if send.body is not None else ""
+            variables = {name: render(t, seen) for name, t in send.content_variables.items()}
         except TemplateError as exc:
             return f"not sent: {exc}"[:120], None
         key = (sequence.id, step.id)
@@ -489,6 +495,7 @@ class _Walker:
             "state": RecipientState.PENDING.value,
             "not_before": self.now,
             "attempts": 0,
+            "content_variables": variables or None,
         }
 
     # --- bookkeeping ---------------------------------------------------------------------
@@ -520,19 +527,19 @@ class _Walker:
                 "ran_at": self.now,
             }
         )
-        if recipient is None and step.kind != "stage":  # a message or a move is its own entry
-            self.writes.entries.append(
-                sequence_events.entry(
-                    enrollment.contact_id,
-                    f"Sequence “{sequence.name}”, step {step.id} ({step.kind}): {outcome}",
-                    self.now,
-                    sequence_id=sequence.id,
-                    what="step",
-                    enrollment_id=enrollment.id,
-                    step_id=step.id,
-                    kind=step.kind,
-                )
+        # Every step is on the timeline; a sent message is also an entry of its own.
+        self.writes.entries.append(
+            sequence_events.entry(
+                enrollment.contact_id,
+                f"Sequence “{sequence.name}”, step {step.id} ({step.kind}): {outcome}",
+                self.now,
+                sequence_id=sequence.id,
+                what="step",
+                enrollment_id=enrollment.id,
+                step_id=step.id,
+                kind=step.kind,
             )
+        )
 
     def _place(
         self,

@@ -161,7 +161,10 @@ def sync_step_campaigns(session: Session, sequence: Sequence, definition: Defini
         body = step.send.body.source if step.send.body is not None else ""
         campaign.variants = [{"name": "A", "body": body, "weight": 100}]
         campaign.content_sid = step.send.content_sid
-        campaign.content_variables = dict(step.send.content_variables)
+        # As written: each message carries its own rendering (crm.sequence_run).
+        campaign.content_variables = {
+            name: template.source for name, template in step.send.content_variables.items()
+        }
         campaign.timezone = definition.timezone
         campaign.in_contact_timezone = True
         campaign.quiet_start = definition.quiet_start

@@ -26,7 +26,7 @@ from bot.menu import PLACEHOLDER, Menu
 from bot.menu_walk import Walk, ussd_screen, walk
 from channels.base import UssdHop, UssdSessionEnd
 from crm import outbox
-from crm.contacts import resolve_by_phone
+from crm.contacts import resolve_by_phone, touched
 from crm.menu_actions import apply_effects, template_data
 from crm.models import Channel, Contact, Direction, Interaction
 from crm.models.base import utcnow
@@ -119,6 +119,7 @@ def _open(session: Session, *, provider: str, session_id: str, e164: str, servic
         },
     )
     if interaction_id is not None:
+        touched(contact, Channel.USSD.value, now)  # a session without words is never enriched
         return _Session(contact.id, interaction_id, now)
     row = session.execute(
         select(Interaction.id, Interaction.contact_id, Interaction.created_at).where(

@@ -23,7 +23,7 @@ from bot.voice_menu import AGENT_WORDS, max_key_length, speech_to_input, spoken_
 from channels import twilio_voice
 from channels.base import CallEvent
 from crm import outbox
-from crm.contacts import resolve_by_phone
+from crm.contacts import resolve_by_phone, touched
 from crm.handoffs import record_first_touch
 from crm.menu_actions import apply_effects, template_data
 from crm.models import Channel, Contact, Direction, Interaction, Role, User
@@ -63,6 +63,7 @@ def _call(session: Session, runtime: Runtime, event: CallEvent) -> Interaction:
     contact = resolve_by_phone(
         session=session, e164=e164, name=event.caller_name, channel=Channel.VOICE
     ).contact
+    touched(contact, Channel.VOICE.value, utcnow())
     insert_once(
         session,
         {

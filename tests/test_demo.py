@@ -24,6 +24,8 @@ from crm.models import (
     Handoff,
     Interaction,
     Segment,
+    Sequence,
+    SequenceEnrollment,
     User,
 )
 from crm.models.base import utcnow
@@ -114,8 +116,19 @@ def test_demo_seeds_a_month_of_a_small_business_and_its_credentials_sign_in(
         assert sum(s.delivery_status == "completed" for s in sessions) >= 5
 
         # A finished campaign: delivered, answered, one opt-out, revenue; and a draft.
-        campaigns = {c.status: c for c in session.scalars(select(Campaign))}
+        broadcasts = select(Campaign).where(Campaign.sequence_id.is_(None))
+        campaigns = {c.status: c for c in session.scalars(broadcasts)}
         assert set(campaigns) == {"done", "draft"}
+        # The shipped sequences: two listening for new events, win-back left for a marketer.
+        sequences = dict(session.execute(select(Sequence.name, Sequence.status)).all())
+        assert sequences == {
+            "Price follow-up": "active",
+            "Welcome after USSD sign-up": "active",
+            "Win back inactive customers": "draft",
+        }
+        assert (
+            session.scalar(select(func.count(SequenceEnrollment.id))) == 0
+        )  # history enrols nobody
         done = campaigns["done"]
         figures = results(session, done)
         assert figures["sent"] >= 15

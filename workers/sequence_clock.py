@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SCAN_SECONDS = 300
 IDLE_SECONDS = 1.0  # the longest a worker sleeps with nothing due
 _SCAN_LOCK = "crm:sequences:scan-lock"
-_SCANNED_AT = "crm:sequences:scanned-at"
+_SCANNED_AT = "crm:sequences:scanned-at"  # a hash: sequence id -> its last scan
 
 
 def run_steps(runtime: Runtime, now: datetime | None = None) -> sequence_run.RunResult:
@@ -50,11 +50,15 @@ def scan_triggers(runtime: Runtime, now: datetime | None = None, *, force: bool 
     if not force and not runtime.redis.set(_SCAN_LOCK, "1", nx=True, ex=SCAN_SECONDS):
         return 0
     now = now or utcnow()
-    raw = runtime.redis.get(_SCANNED_AT)
-    since = datetime.fromisoformat(raw.decode()) if raw else None
+    since = {
+        int(key): datetime.fromisoformat(value.decode())
+        for key, value in runtime.redis.hgetall(_SCANNED_AT).items()
+    }
     with runtime.session() as session:
-        enrolled = sequence_enrol.scan(session, now, since)
-    runtime.redis.set(_SCANNED_AT, now.isoformat())
+        counts = sequence_enrol.scan(session, now, since)
+    if counts:
+        runtime.redis.hset(_SCANNED_AT, mapping={str(k): now.isoformat() for k in counts})
+    enrolled = sum(counts.values())
     if enrolled:
         log.info("sequence triggers on dates and inactivity enrolled %d contacts", enrolled)
     return enrolled

@@ -18,6 +18,8 @@ from crm.messaging import SendRefused
 from crm.phones import InvalidPhoneNumber
 from crm.reports import ReportError
 from crm.segments import SegmentError
+from crm.sequence_definition import DefinitionError
+from crm.sequences import SequenceError
 from crm.timeline import InvalidCursor
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -42,6 +44,8 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (CampaignError, 422),
     (SegmentError, 422),
     (TemplateError, 422),
+    (DefinitionError, 422),
+    (SequenceError, 409),
 ]
 
 
@@ -65,6 +69,7 @@ from crm.api import (  # noqa: E402
     notifications,
     openapi,
     reports,
+    sequences,
 )
 
 for _exc_type, _status in [
@@ -72,7 +77,20 @@ for _exc_type, _status in [
     (deals.DealNotFound, 404),
     (conversations.ConversationNotFound, 404),
     (notifications.NotificationNotFound, 404),
+    (campaigns.ManagedBySequence, 409),
+    (sequences.SequenceNotFound, 404),
+    (sequences.EnrollmentNotFound, 404),
+    (sequences.SequenceInputError, 422),
 ]:
     _register_error(_exc_type, _status)
 
-__all__ = ["api", "campaigns", "contacts", "handoffs", "messages", "openapi", "reports"]
+__all__ = [
+    "api",
+    "campaigns",
+    "contacts",
+    "handoffs",
+    "messages",
+    "openapi",
+    "reports",
+    "sequences",
+]

@@ -53,7 +53,10 @@ def api_view(
 
 
 def json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # thousands of nested brackets: not a body anyone means
+        raise SendRefused("request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise SendRefused("request body must be a JSON object")
     return data

@@ -1,4 +1,9 @@
-"""Segments and campaigns API (marketers and admins): compose, count, preview."""
+"""Segments and campaigns API (marketers and admins): compose, count, preview.
+
+A sequence's send steps each send through a campaign of their own (``Campaign.sequence_id``):
+those are not broadcasts. They are left out of the list, and their sequence alone starts,
+pauses and stops them: changing one here is refused (409); reading one and its results is not.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,10 @@ MARKETING = frozenset({Role.MARKETER, Role.ADMIN})
 
 class CampaignNotFound(LookupError):
     pass
+
+
+class ManagedBySequence(RuntimeError):
+    """A sequence step's campaign: only its sequence changes it (409)."""
 
 
 def segment_json(segment: Segment, size: int | None = None) -> dict[str, Any]:
@@ -55,6 +64,8 @@ def campaign_json(campaign: Campaign, progress: dict[str, int] | None = None) ->
         "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
         "summary": campaign.summary or {},
         "progress": progress,
+        "sequence_id": campaign.sequence_id,
+        "sequence_step": campaign.sequence_step,
     }
 
 
@@ -69,6 +80,17 @@ def _campaign(session: Session, campaign_id: int) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise CampaignNotFound(f"campaign {campaign_id} not found")
+    return campaign
+
+
+def _broadcast(session: Session, campaign_id: int) -> Campaign:
+    """A campaign to change: a broadcast, not a sequence step's."""
+    campaign = _campaign(session, campaign_id)
+    if campaign.sequence_id is not None:
+        raise ManagedBySequence(
+            f"campaign {campaign_id} is managed by sequence {campaign.sequence_id} "
+            f"(step {campaign.sequence_step}): pause, edit or archive the sequence instead"
+        )
     return campaign
 
 
@@ -139,7 +161,8 @@ def delete_segment(segment_id: int, *, session: Session):  # type: ignore[no-unt
 @api.get("/campaigns")
 @api_view(MARKETING)
 def list_campaigns(*, session: Session):  # type: ignore[no-untyped-def]
-    campaigns = session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(200))
+    broadcasts = select(Campaign).where(Campaign.sequence_id.is_(None))
+    campaigns = session.scalars(broadcasts.order_by(Campaign.id.desc()).limit(200))
     return {"data": [campaign_json(c) for c in campaigns]}
 
 
@@ -161,7 +184,7 @@ def show_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-unt
 @api.patch("/campaigns/<id:campaign_id>")
 @api_view(MARKETING)
 def update_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    campaign = _campaign(session, campaign_id)
+    campaign = _broadcast(session, campaign_id)
     apply_fields(session, campaign, json_body())
     session.flush()
     return campaign_json(campaign)
@@ -170,7 +193,7 @@ def update_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-u
 @api.delete("/campaigns/<id:campaign_id>")
 @api_view(MARKETING)
 def delete_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    campaign = _campaign(session, campaign_id)
+    campaign = _broadcast(session, campaign_id)
     if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         raise CampaignError(
             f"campaign {campaign_id} is {campaign.status}: it is kept for its results"
@@ -191,7 +214,7 @@ def preview(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-d
 def launch_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
     """Queue the launch: a worker materializes the recipients and starts sending (at send_at,
     outside quiet hours)."""
-    campaign = _campaign(session, campaign_id)
+    campaign = _broadcast(session, campaign_id)
     request_launch(session, campaign)
     session.flush()
     return campaign_json(campaign, progress(session, campaign)), 202
@@ -200,7 +223,7 @@ def launch_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-u
 @api.post("/campaigns/<id:campaign_id>/pause")
 @api_view(MARKETING)
 def pause_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    campaign = _campaign(session, campaign_id)
+    campaign = _broadcast(session, campaign_id)
     pause(session, campaign)
     return campaign_json(campaign, progress(session, campaign))
 
@@ -208,7 +231,7 @@ def pause_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-un
 @api.post("/campaigns/<id:campaign_id>/resume")
 @api_view(MARKETING)
 def resume_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    campaign = _campaign(session, campaign_id)
+    campaign = _broadcast(session, campaign_id)
     resume(session, campaign)
     return campaign_json(campaign, progress(session, campaign))
 
@@ -216,7 +239,7 @@ def resume_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-u
 @api.post("/campaigns/<id:campaign_id>/cancel")
 @api_view(MARKETING)
 def cancel_campaign(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    campaign = _campaign(session, campaign_id)
+    campaign = _broadcast(session, campaign_id)
     cancel(session, campaign)
     session.flush()
     return campaign_json(campaign, progress(session, campaign) if campaign.launched_at else None)

@@ -37,6 +37,6 @@ def query_id(raw: str | None, name: str) -> int | None:
 
     if raw in (None, ""):
         return None
-    if not raw.isdecimal() or not is_id(int(raw)):
+    if not raw.isdecimal() or len(raw) > 19 or not is_id(int(raw)):
         raise FilterError(f"{name} must be a positive integer id")
     return int(raw)

@@ -121,6 +121,8 @@ class CampaignRecipient(Base):
     variant: Mapped[str] = mapped_column(String(20), default="A")
     body: Mapped[str] = mapped_column(Text, default="")  # rendered at launch
     round: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # A sequence's WhatsApp template variables, rendered for this contact (None: the campaign's).
+    content_variables: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     segments: Mapped[int] = mapped_column(Integer, default=1)
     state: Mapped[str] = mapped_column(String(10), default=RecipientState.PENDING.value)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())  # quiet hours, schedule

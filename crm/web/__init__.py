@@ -49,6 +49,7 @@ from crm.web import (  # noqa: E402
     inbox,
     pipeline,
     segment_pages,
+    sequence_pages,
 )
 
 __all__ = [
@@ -62,5 +63,6 @@ __all__ = [
     "init_app",
     "pipeline",
     "segment_pages",
+    "sequence_pages",
     "web",
 ]

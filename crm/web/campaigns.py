@@ -72,10 +72,14 @@ EXCLUSION_WHY = {
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _campaign(session: Session, campaign_id: int) -> Campaign:
+def _campaign(session: Session, campaign_id: int, *, steps: bool = False) -> Campaign:
+    """A broadcast; a sequence step's campaign (run by its sequence, not from these pages)
+    only where ``steps`` (its results)."""
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         abort(404, f"Campaign {campaign_id} not found.")
+    if campaign.sequence_id is not None and not steps:
+        abort(404, f"Campaign {campaign_id} is managed by sequence {campaign.sequence_id}.")
     return campaign
 
 
@@ -89,7 +93,12 @@ def campaigns(*, session: Session):  # type: ignore[no-untyped-def]
     the page (``campaign_row_progress``): counting a page of campaigns' recipients at once is
     half a million rows with 25 campaigns of 20,000."""
     before = cursor_arg("before")
-    query = select(Campaign).order_by(Campaign.id.desc()).limit(PAGE_SIZE + 1)
+    query = (
+        select(Campaign)
+        .where(Campaign.sequence_id.is_(None))  # broadcasts; sequence steps are their own
+        .order_by(Campaign.id.desc())
+        .limit(PAGE_SIZE + 1)
+    )
     if before:
         query = query.where(Campaign.id < before)
     rows = list(session.scalars(query))
@@ -515,7 +524,7 @@ def bars(figures: dict[str, Any]) -> list[dict[str, Any]]:
 @web.get("/campaigns/<id:campaign_id>/results")
 @page(MARKETING)
 def campaign_results(campaign_id: int, *, session: Session):  # type: ignore[no-untyped-def]
-    found = _campaign(session, campaign_id)
+    found = _campaign(session, campaign_id, steps=True)
     figures = results(session, found)
     return render_template(
         "web/campaign_results.html",

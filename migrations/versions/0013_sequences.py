@@ -129,6 +129,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("campaign_recipients") as table:
         table.add_column(sa.Column("round", sa.BigInteger(), nullable=False, server_default="0"))
+        table.add_column(sa.Column("content_variables", _JSON))
         table.drop_constraint("uq_campaign_recipients_campaign_id_contact_id", type_="unique")
         table.create_unique_constraint(
             "uq_campaign_recipients_campaign_id_contact_id_round",
@@ -142,6 +143,7 @@ def downgrade() -> None:
         table.create_unique_constraint(
             "uq_campaign_recipients_campaign_id_contact_id", ["campaign_id", "contact_id"]
         )
+        table.drop_column("content_variables")
         table.drop_column("round")
     op.drop_index("uq_campaigns_sequence_step", table_name="campaigns")
     with op.batch_alter_table("campaigns") as table:

@@ -128,7 +128,7 @@ def test_a_loop_back_needs_a_wait():
         ({"steps": [{"id": "a", "send": {"channel": "sms"}}]}, "needs a body"),
         (
             {"steps": [{"id": "a", "send": {"channel": "sms", "body": "{{ nickname }}"}}]},
-            "step a body:",
+            "step a body or content_variables:",
         ),
         (
             {"steps": [{"id": "a", "send": {"channel": "sms", "content_sid": "HX" + "a" * 32}}]},
@@ -143,3 +143,12 @@ def test_a_loop_back_needs_a_wait():
 def test_a_bad_definition_is_refused_with_its_reason(change: dict[str, Any], reason: str):
     with pytest.raises(DefinitionError, match=reason):
         parse_sequence({**definition(), **change})
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("Promo\x00", "NUL characters"), ("\ud800", "valid Unicode")],
+)
+def test_text_a_database_cannot_keep_is_refused(text: str, reason: str):
+    with pytest.raises(DefinitionError, match=reason):
+        parse_sequence({"name": text, "trigger": {"type": "tag_added", "tag": "x"}, "steps": []})

@@ -61,6 +61,12 @@ class _Accepted:
     resource: dict[str, object]
 
 
+class _Server(ThreadingHTTPServer):
+    # A campaign job opens up to CAMPAIGN_THREADS connections at once; the default backlog of 5
+    # refused some, which a real provider's load balancer never does.
+    request_queue_size = 128
+
+
 def rfc2822(moment: datetime) -> str:
     """``Mon, 23 Nov 2026 09:00:00 +0000``, as Twilio writes its dates."""
     return format_datetime(moment.astimezone(UTC).replace(microsecond=0))
@@ -333,7 +339,7 @@ class FakeTwilio:
                     threading.Event().wait(fake.latency)  # the round trip, not a test wait
                 self._reply(201, resource)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

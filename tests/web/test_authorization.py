@@ -24,7 +24,7 @@ PUBLIC = {"/login", "/logout"}
 RULES: list[tuple[str, str, set[Role]]] = [
     ("GET", r"^/$", EVERYONE),
     ("*", r"^/(inbox|conversations|compose|handoffs)\b", WORKERS),
-    ("*", r"^/(campaigns|segments|dashboard)\b", MARKETING),
+    ("*", r"^/(campaigns|segments|sequences|dashboard)\b", MARKETING),
     ("*", r"^/admin\b", {ADMIN}),
     ("GET", r"^/(contacts|pipeline)\b", EVERYONE),
     ("POST", r"^/(contacts|deals)\b", WORKERS),
