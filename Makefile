@@ -45,6 +45,7 @@ bench: $(STAMP)  ## needs PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see be
 	$(BIN)/python -m bench.intelligence
 	$(BIN)/python -m bench.scoring
 	$(BIN)/python -m bench.campaigns --analyze
+	$(BIN)/python -m bench.sequences --contacts 100000 --window 60
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info

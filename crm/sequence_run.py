@@ -125,15 +125,6 @@ def claim(session: Session, now: datetime, limit: int) -> list[SequenceEnrollmen
     return list(session.scalars(skip_locked(session, query, of=SequenceEnrollment)))
 
 
-def next_due(session: Session) -> datetime | None:
-    """The earliest due time of an active enrolment (one index lookup)."""
-    return session.scalar(
-        select(func.min(SequenceEnrollment.due_at)).where(
-            SequenceEnrollment.status == EnrollmentStatus.ACTIVE.value
-        )
-    )
-
-
 def run_due(
     session: Session,
     now: datetime | None = None,
