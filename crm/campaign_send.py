@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.base import LATE, ChannelAdapter, OutboundMessage, SendError, SendResult, SentLookup
@@ -346,20 +346,24 @@ def claim_batch(
     return claimed, len(rows)
 
 
+# pg_advisory_xact_lock(class, id): the class keeps these apart from any other advisory lock.
+_CAP_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(8, ids.id) FROM "
+    "(SELECT id FROM unnest(CAST(:ids AS integer[])) AS u(id) ORDER BY id) AS ids"
+)
+
+
 def _recent_locked(
     session: Session, contact_ids: list[int], now: datetime, cap: FrequencyCap
 ) -> dict[int, list[datetime]]:
-    """The contacts' recent marketing messages, read under a lock on the contacts' rows: two
-    jobs (two campaigns, or a campaign and a sequence) claiming for the same contact at once
-    take turns, so the second sees the first's message and the cap holds. Locked in id order,
-    so two claims never wait on each other in a cycle."""
+    """The contacts' recent marketing messages, read under a per-contact advisory lock held to
+    the commit: two jobs (two campaigns, or a campaign and a sequence) claiming for the same
+    contact at once take turns, so the second sees the first's message and the cap holds.
+    Advisory, not row locks: only claims take them, so a claim never waits on a webhook, the
+    enrichment job or a sequence batch that writes the contact; in id order, so two claims
+    never wait on each other in a cycle."""
     if session.get_bind().dialect.name == "postgresql":  # SQLite serializes writers anyway
-        session.execute(
-            select(Contact.id)
-            .where(Contact.id.in_(sorted(set(contact_ids))))
-            .order_by(Contact.id)
-            .with_for_update()
-        )
+        session.execute(_CAP_LOCKS, {"ids": sorted(set(contact_ids))})
     return recent_marketing(session, contact_ids, now, cap)
 
 

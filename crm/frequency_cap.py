@@ -38,25 +38,38 @@ class FrequencyCap:
 
 
 def recent_marketing(
-    session: Session, contact_ids: Iterable[int], now: datetime, cap: FrequencyCap
+    session: Session,
+    contact_ids: Iterable[int],
+    now: datetime,
+    cap: FrequencyCap,
+    *,
+    queued: bool = False,
 ) -> dict[int, list[datetime]]:
-    """The marketing messages each contact got within the window, or has in flight."""
+    """The marketing messages each contact got within the window, or has in flight; with
+    ``queued``, also those waiting to go, at the time they may go (a sequence step deciding
+    whether it may queue one more)."""
     ids = sorted(set(contact_ids))
     if not ids or not cap.on:
         return {}
     since = now - cap.window
+    waiting = [RecipientState.SENDING.value]
+    if queued:
+        waiting.append(RecipientState.PENDING.value)
     found: dict[int, list[datetime]] = {}
     rows = session.execute(
         select(
-            CampaignRecipient.contact_id, CampaignRecipient.sent_at, CampaignRecipient.claimed_at
+            CampaignRecipient.contact_id,
+            CampaignRecipient.sent_at,
+            CampaignRecipient.claimed_at,
+            CampaignRecipient.not_before,
         ).where(
             CampaignRecipient.contact_id.in_(ids),
             or_(
                 CampaignRecipient.sent_at > since,
-                CampaignRecipient.state == RecipientState.SENDING.value,
+                CampaignRecipient.state.in_(waiting),
             ),
         )
     )
-    for contact_id, sent_at, claimed_at in rows:
-        found.setdefault(contact_id, []).append(sent_at or claimed_at or now)
+    for contact_id, sent_at, claimed_at, not_before in rows:
+        found.setdefault(contact_id, []).append(sent_at or claimed_at or not_before or now)
     return found

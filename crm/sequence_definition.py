@@ -304,32 +304,71 @@ def parse_step(raw: object, position: int) -> Step:
 
 
 def _check_flow(steps: tuple[Step, ...]) -> None:
-    """Branch targets exist, and every loop back passes a wait (a loop without one would run
-    its sends again at once, for ever)."""
+    """Branch targets exist, and no path through the steps comes back to a step without
+    passing a ``wait``: a loop without one would send again at once, for ever. The steps are a
+    graph (each leads to the next, a branch to its two targets, an exit nowhere); with the waits
+    taken out, it must have no cycle."""
     ids = [step.id for step in steps]
     if len(set(ids)) != len(ids):
         raise DefinitionError("step ids must be unique")
     position = {step_id: i for i, step_id in enumerate(ids)}
+    following: list[list[int]] = []
     for i, step in enumerate(steps):
-        if step.branch is None:
+        if step.branch is not None:
+            targets = []
+            for target in (step.branch.then, step.branch.otherwise):
+                if target != NEXT and target not in position:
+                    raise DefinitionError(f"step {step.id} jumps to {target}, which is not a step")
+                targets.append(i + 1 if target == NEXT else position[target])
+            following.append(targets)
+        else:
+            following.append([] if step.kind == "exit" else [i + 1])
+    state = [0] * len(steps)  # 0 unseen, 1 on the current path, 2 done
+    for first in range(len(steps)):
+        if state[first] or steps[first].kind == "wait":
             continue
-        for target in (step.branch.then, step.branch.otherwise):
-            if target == NEXT:
-                continue
-            if target not in position:
-                raise DefinitionError(f"step {step.id} jumps to {target}, which is not a step")
-            back = position[target]
-            if back <= i and not any(s.kind == "wait" for s in steps[back : i + 1]):
-                raise DefinitionError(
-                    f"step {step.id} loops back to {target} with no wait in between"
-                )
+        path = [(first, iter(following[first]))]
+        state[first] = 1
+        while path:
+            node, rest = path[-1]
+            after = next(rest, None)
+            if after is None:
+                state[node] = 2
+                path.pop()
+            elif after < len(steps) and steps[after].kind != "wait":
+                if state[after] == 1:
+                    raise DefinitionError(
+                        f"step {steps[node].id} leads back to {steps[after].id} "
+                        "with no wait in between"
+                    )
+                if state[after] == 0:
+                    state[after] = 1
+                    path.append((after, iter(following[after])))
 
 
-def _storable(value: object, depth: int = 0) -> None:
-    """Text a database can keep: no NUL (PostgreSQL's JSONB refuses it), no lone surrogate,
-    and no nesting deeper than a definition has."""
+MAX_VALUES = 5_000  # a definition of 50 steps holds a few hundred values
+
+
+def _storable(value: object, depth: int = 0, seen: list[int] | None = None) -> None:
+    """JSON a database can keep: objects with text keys, lists, text, numbers, true/false and
+    null; no NUL (PostgreSQL's JSONB refuses it), no lone surrogate, no NaN, no nesting deeper
+    or values more numerous than a definition has (a YAML alias bomb is refused early)."""
+    seen = seen if seen is not None else [0]
+    seen[0] += 1
     if depth > 20:
         raise DefinitionError("the definition is nested too deeply")
+    if seen[0] > MAX_VALUES:
+        raise DefinitionError(f"the definition holds more than {MAX_VALUES} values")
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise DefinitionError("numbers must be finite")
+        return
+    if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
+        raise DefinitionError("object keys must be text")
+    if not isinstance(value, str | dict | list):
+        raise DefinitionError(f"a {type(value).__name__} is not a JSON value")
     if isinstance(value, str):
         if "\x00" in value:
             raise DefinitionError("text may not contain NUL characters")
@@ -339,11 +378,11 @@ def _storable(value: object, depth: int = 0) -> None:
             raise DefinitionError("text must be valid Unicode") from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            _storable(key, depth + 1)
-            _storable(item, depth + 1)
+            _storable(key, depth + 1, seen)
+            _storable(item, depth + 1, seen)
     elif isinstance(value, list):
         for item in value:
-            _storable(item, depth + 1)
+            _storable(item, depth + 1, seen)
 
 
 def parse_sequence(raw: object) -> Sequence:
@@ -379,7 +418,7 @@ def parse_sequence(raw: object) -> Sequence:
     reentry = spec.get("reentry")
     after = None
     if reentry is not None:
-        days = _object(reentry, "reentry").get("after_days")
+        days = _object(reentry, "reentry", {"after_days"}).get("after_days")
         after = timedelta(days=_whole(days, "reentry after_days", 0, 3650))
     quiet_start, quiet_end = _quiet_hours(spec.get("quiet_hours", {}))
     zone = _text(spec.get("timezone", "UTC"), "timezone")

@@ -66,18 +66,20 @@ def matches(trigger: Trigger, value: object, before: object = None) -> bool:
 def fire(
     session: Session,
     kind: str,
-    contact_id: int,
+    contact_ids: Iterable[int],
     value: object,
     *,
     before: object = None,
     now: datetime | None = None,
 ) -> list[int]:
-    """A trigger event for one contact; the ids of the sequences it was enrolled in."""
+    """One trigger event for these contacts (the same kind and value: one enrolment call per
+    sequence for a whole enrichment batch); the ids of the sequences anyone was enrolled in."""
+    ids = list(contact_ids)
     enrolled = []
     for sequence in _listening(session, kind):
         if matches(definition_of(sequence).trigger, value, before):
             label = f"{kind}: {value}"
-            if enrol(session, sequence, [contact_id], trigger=label, now=now):
+            if enrol(session, sequence, ids, trigger=label, now=now):
                 enrolled.append(sequence.id)
     return enrolled
 
@@ -111,14 +113,11 @@ def enrol(
 
 
 def _status_now(session: Session, sequence_id: int) -> str | None:
-    """The sequence's committed status, read under a share lock on PostgreSQL: a pause being
-    committed (it holds the row for update) is waited for, so nobody enrols as active into a
-    sequence that has just been paused."""
-    query = select(Sequence.status).where(Sequence.id == sequence_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
+    """The sequence's committed status (the object may be older than a pause). Not locked: a
+    contact enrolled while a pause commits is held by the runner, which reads the status under
+    lock and pauses that enrolment (``crm.sequence_run``)."""
     with session.no_autoflush:
-        return session.scalar(query)
+        return session.scalar(select(Sequence.status).where(Sequence.id == sequence_id))
 
 
 def _may_enter(

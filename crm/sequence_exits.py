@@ -29,6 +29,7 @@ REASONS = {
     "archived": "the sequence was archived",
     "step_removed": "an edit removed the step it was on",
     "removed": "taken out by hand",
+    "loop": "its steps went round without a wait",
 }
 _FLAGS: dict[str, Any] = {
     "reply": Sequence.exit_on_reply,
@@ -87,13 +88,19 @@ def end(
     name) rows: one UPDATE (still live only) and one entry each."""
     if not rows:
         return []
-    ids = [row[0] for row in rows]
-    session.execute(
-        update(SequenceEnrollment)
-        .where(SequenceEnrollment.id.in_(ids), SequenceEnrollment.status.in_(LIVE))
-        .values(status=status.value, ended_at=now, exit_reason=reason, due_at=None)
-        .execution_options(synchronize_session=False)
+    ended = set(
+        session.scalars(
+            update(SequenceEnrollment)
+            .where(
+                SequenceEnrollment.id.in_([row[0] for row in rows]),
+                SequenceEnrollment.status.in_(LIVE),
+            )
+            .values(status=status.value, ended_at=now, exit_reason=reason, due_at=None)
+            .returning(SequenceEnrollment.id)
+            .execution_options(synchronize_session=False)
+        )
     )
+    rows = [row for row in rows if row[0] in ended]  # one that had ended already gets no entry
     why = REASONS.get(reason, reason)
     sequence_events.write(
         session,
@@ -110,4 +117,4 @@ def end(
             for enrollment_id, contact_id, _entered, sequence_id, name in rows
         ],
     )
-    return ids
+    return sorted(ended)

@@ -59,7 +59,6 @@ from crm.sequences import definition_of, sync_step_campaigns
 log = logging.getLogger(__name__)
 
 BATCH = 500
-STUCK = timedelta(hours=1)  # a walk that never reached a wait (cannot happen): look again then
 
 
 @dataclass
@@ -139,6 +138,9 @@ def run_due(
     result = RunResult(claimed=len(enrollments))
     if not enrollments:
         return result
+    enrollments = _walkable(session, enrollments)
+    if not enrollments:
+        return result
     sequences = {
         s.id: s
         for s in session.scalars(
@@ -152,6 +154,22 @@ def run_due(
         walker.walk(enrollment, sequences[enrollment.sequence_id])
     _write(session, writes, now)
     return result
+
+
+def _walkable(session: Session, enrollments: list[SequenceEnrollment]) -> list[SequenceEnrollment]:
+    """Those whose sequence this batch could lock FOR SHARE: the definition and status it walks
+    by cannot change under it. An edit or a pause in progress holds its sequence; that
+    sequence's enrolments stay due for the next turn."""
+    if session.get_bind().dialect.name != "postgresql":
+        return enrollments  # SQLite: one writer at a time
+    locked = set(
+        session.scalars(
+            select(Sequence.id)
+            .where(Sequence.id.in_({e.sequence_id for e in enrollments}))
+            .with_for_update(read=True, skip_locked=True)
+        )
+    )
+    return [e for e in enrollments if e.sequence_id in locked]
 
 
 def _load(
@@ -222,7 +240,7 @@ def _load(
             )
         )
     }
-    recent = recent_marketing(session, ids, now, cap) if cap and cap.on else {}
+    recent = recent_marketing(session, ids, now, cap, queued=True) if cap and cap.on else {}
     return _Context(
         contacts, phones, opted_out, opted_in, last_inbound, recent, sent_before_edit, campaigns
     )
@@ -298,8 +316,10 @@ class _Walker:
             if done:  # an exit step, or the contact left the sequence during the step
                 return
             position += 1
-        log.warning("sequence %s enrolment %s did not reach a wait", sequence.id, enrollment.id)
-        self._place(enrollment, sequence, enrollment.step_id, self.now + STUCK)
+        # Cannot happen to a definition that was checked (every loop passes a wait): end it
+        # rather than run its steps again.
+        log.error("sequence %s enrolment %s did not reach a wait", sequence.id, enrollment.id)
+        self._end(enrollment, sequence, "loop")
 
     def _exit_reason(
         self, enrollment: SequenceEnrollment, sequence: Sequence, contact: Contact
@@ -400,14 +420,16 @@ class _Walker:
             except TransitionError as exc:
                 outcome = f"not moved: {exc}"[:120]
             self._run(enrollment, sequence, step, outcome)
+            if step.stage == "customer":  # a customer leaves sequences that exit on it
+                return self._left_meanwhile(enrollment)
         elif step.kind == "handoff":
             summary = f"Sequence “{sequence.name}”, step {step.id}"
             request_handoff(self.session, contact.id, Trigger(step.reason or "sequence", summary))
             self._run(enrollment, sequence, step, f"handoff requested ({step.reason})")
-        return self._left_meanwhile(enrollment)
+        return False
 
     def _left_meanwhile(self, enrollment: SequenceEnrollment) -> bool:
-        """A tag or stage change can end this very enrolment (becoming a customer)."""
+        """Becoming a customer can end this very enrolment (``exit_on: customer``)."""
         status = self.session.scalar(
             select(SequenceEnrollment.status).where(SequenceEnrollment.id == enrollment.id)
         )

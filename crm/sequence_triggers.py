@@ -77,11 +77,14 @@ def dispatch(session: Session) -> None:
             for contact_id, before in session.info.pop(_SCORES, {}).items():
                 contact = session.get(Contact, contact_id)
                 if contact is not None and contact.score != before:
-                    fire(session, "score_crossed", contact_id, contact.score, before=before)
+                    fire(session, "score_crossed", [contact_id], contact.score, before=before)
+            grouped: dict[tuple[str, object], list[int]] = {}
             for kind, contact, value in events:
                 contact_id = contact if isinstance(contact, int) else contact.id
                 if contact_id is not None:
-                    fire(session, kind, contact_id, value)
+                    grouped.setdefault((kind, value), []).append(contact_id)
+            for (kind, value), contact_ids in grouped.items():
+                fire(session, kind, contact_ids, value)
     finally:
         session.info.pop(_LISTENING, None)  # the next transaction asks again
 

@@ -36,6 +36,11 @@ from crm.sequence_definition import Sequence as Definition
 from crm.sequence_exits import LIVE, end
 from crm.sequence_triggers import forget_menu_nodes
 
+# An edit or a status change locks the sequence's row against a runner batch walking it (which
+# holds it FOR SHARE), but not against the inserts that only reference it (step runs,
+# enrolments): FOR NO KEY UPDATE, so neither waits for the other in a cycle.
+STOPPING = {"key_share": True}
+
 
 class SequenceError(ValueError):
     """The change is not allowed in the sequence's state (answered with 409)."""
@@ -99,7 +104,7 @@ def create_sequence(
 
 def update_sequence(session: Session, sequence: Sequence, raw: object) -> dict[str, int]:
     """Replace the definition; where each enrolment on a removed step went."""
-    session.refresh(sequence, with_for_update=True)
+    session.refresh(sequence, with_for_update=STOPPING)
     if sequence.status == SequenceStatus.ARCHIVED:
         raise SequenceError(f"sequence {sequence.id} is archived: it cannot be edited")
     old = definition_of(sequence)
@@ -198,7 +203,7 @@ def set_status(
     session: Session, sequence: Sequence, to: SequenceStatus, now: datetime | None = None
 ) -> int:
     """Activate, pause, resume or archive; how many enrolments (or messages) it moved."""
-    session.refresh(sequence, with_for_update=True)
+    session.refresh(sequence, with_for_update=STOPPING)
     current = SequenceStatus(sequence.status)
     if current not in ALLOWED[to]:
         raise SequenceError(f"sequence {sequence.id} is {current}: it cannot become {to}")

@@ -27,6 +27,7 @@ from crm.sequence_enrol import enrol, enrol_everyone
 from crm.sequence_exits import LIVE, end
 from crm.sequence_results import enrollment_counts, results
 from crm.sequences import (
+    STOPPING,
     SequenceError,
     create_sequence,
     delete_sequence,
@@ -209,7 +210,7 @@ ACTIONS: dict[str, tuple[tuple[SequenceStatus, ...], SequenceStatus]] = {
 
 def _act(session: Session, sequence_id: int, action: str) -> dict[str, Any]:
     sequence = _sequence(session, sequence_id)
-    session.refresh(sequence, with_for_update=True)
+    session.refresh(sequence, with_for_update=STOPPING)
     sources, target = ACTIONS[action]
     if sequence.status not in sources:
         raise SequenceError(f"sequence {sequence_id} is {sequence.status}: it cannot {action}")
@@ -299,8 +300,8 @@ def enrol_contacts(sequence_id: int, *, session: Session):  # type: ignore[no-un
     if "audience" in body and body["audience"] is not True:
         raise SequenceInputError("audience must be true (the sequence's whole audience)")
     ids = _contact_ids(body["contact_ids"]) if "contact_ids" in body else None
-    # Locked, as a pause or archive locks it: nobody enrols into it while it stops.
-    session.refresh(sequence, with_for_update=True)
+    # Shared with the runner, exclusive of a pause or archive: nobody enrols while it stops.
+    session.refresh(sequence, with_for_update={"read": True})
     if sequence.status != SequenceStatus.ACTIVE:
         raise SequenceError(
             f"sequence {sequence_id} is {sequence.status}: only an active sequence enrols"

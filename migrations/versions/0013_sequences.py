@@ -138,6 +138,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Sequences' step campaigns (and their recipients, by cascade) go with the sequences: left,
+    # they would be broadcasts without a sequence, and their rounds break the old uniqueness.
+    op.execute("DELETE FROM campaign_recipients WHERE campaign_id IN "
+               "(SELECT id FROM campaigns WHERE sequence_id IS NOT NULL)")
+    op.execute("DELETE FROM campaigns WHERE sequence_id IS NOT NULL")
     with op.batch_alter_table("campaign_recipients") as table:
         table.drop_constraint("uq_campaign_recipients_campaign_id_contact_id_round", type_="unique")
         table.create_unique_constraint(

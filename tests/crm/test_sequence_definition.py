@@ -3,7 +3,7 @@ with a reason that names where it is wrong."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +99,39 @@ def test_a_loop_back_needs_a_wait():
         {"id": "nudge", "send": {"channel": "sms", "body": "Hello"}},
         {"id": "again", "branch": {"if": {"replied": False}, "then": "nudge"}},
     ]
-    with pytest.raises(DefinitionError, match="loops back to nudge with no wait"):
+    with pytest.raises(DefinitionError, match="again leads back to nudge with no wait"):
         parse_sequence(definition(*looping))
     waiting = [{"id": "pause", "wait": {"days": 1}}, *looping]
     waiting[2] = {"id": "again", "branch": {"if": {"replied": False}, "then": "pause"}}
     assert parse_sequence(definition(*waiting)).steps[2].branch.then == "pause"
+
+
+def test_a_wait_a_branch_can_jump_over_does_not_break_a_loop():
+    """a -> b jumps to d -> d jumps back to a: the wait c is never on that path."""
+    sneaky = [
+        {"id": "a", "send": {"channel": "sms", "body": "Hello"}},
+        {"id": "b", "branch": {"if": {"replied": False}, "then": "d", "else": "c"}},
+        {"id": "c", "wait": {"days": 1}},
+        {"id": "d", "branch": {"if": {"tag": "vip"}, "then": "a", "else": "next"}},
+    ]
+    with pytest.raises(DefinitionError, match="leads back to a with no wait"):
+        parse_sequence(definition(*sneaky))
+
+
+def test_odd_values_are_refused_before_anything_is_stored():
+    base = {"name": "x", "trigger": {"type": "tag_added", "tag": "x"}}
+    step = [{"id": "s", "exit": {}}]
+    with pytest.raises(DefinitionError, match="reentry: unknown x"):
+        parse_sequence({**base, "steps": step, "reentry": {"after_days": 1, "x": 2}})
+    with pytest.raises(DefinitionError, match="finite"):
+        parse_sequence({**base, "steps": step, "notes": float("nan")})
+    with pytest.raises(DefinitionError, match="not a JSON value"):
+        parse_sequence({**base, "steps": step, "since": datetime(2024, 1, 1, tzinfo=UTC)})
+    bomb: list[object] = ["x"] * 10
+    for _ in range(5):
+        bomb = [bomb] * 10  # 10^6 leaves from a few objects, as YAML aliases build
+    with pytest.raises(DefinitionError, match="more than 5000 values"):
+        parse_sequence({**base, "steps": step, "bomb": bomb})
 
 
 @pytest.mark.parametrize(

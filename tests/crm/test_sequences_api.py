@@ -393,9 +393,9 @@ def test_a_contact_enrolled_by_a_trigger_while_the_sequence_pauses_is_held(
     customer = add_contact(runtime, "+233241110100", stage="customer")
     lead_id = add_contact(runtime, "+233241110101")
     with runtime.session() as session:
-        assert fire(session, "tag_added", customer, "other") == []  # it read: active
+        assert fire(session, "tag_added", [customer], "other") == []  # it read: active
         assert api.act(sequence_id, "pause")["status"] == "paused"
-        fire(session, "tag_added", lead_id, "nurture")
+        fire(session, "tag_added", [lead_id], "nurture")
     run_steps(runtime)
     with runtime.session() as session:
         statuses = session.scalars(select(SequenceEnrollment.status)).all()
