@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from crm import sequence_events
@@ -272,20 +272,3 @@ def enrol_everyone(session: Session, sequence: Sequence, now: datetime | None = 
     definition = definition_of(sequence)
     ids = list(session.scalars(select(Contact.id).where(*conditions(definition.audience))))
     return enrol(session, sequence, ids, trigger="enrolled by hand", now=now, audience=False)
-
-
-def live_enrollment_count(session: Session, sequence_id: int) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(SequenceEnrollment)
-            .where(
-                SequenceEnrollment.sequence_id == sequence_id,
-                or_(
-                    SequenceEnrollment.status == EnrollmentStatus.ACTIVE.value,
-                    SequenceEnrollment.status == EnrollmentStatus.PAUSED.value,
-                ),
-            )
-        )
-        or 0
-    )
